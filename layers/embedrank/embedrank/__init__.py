@@ -1,0 +1,3 @@
+"""Embedrank: one API for embeddings and rerank across providers."""
+
+__version__ = "0.1.0"

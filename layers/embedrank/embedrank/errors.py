@@ -1,0 +1,131 @@
+"""Embedrank's one exception hierarchy.
+
+Every failure the gateway reports to a caller is an ``EmbedrankError``; the ASGI app turns it into the
+OpenAI-style envelope ``{"error": {"message", "type", "code", "param"}}`` in one place (``app.py``), so a
+handler never builds an error body itself. Lower-layer errors (httpx, botocore, pydantic) are mapped to this
+hierarchy where they are caught: provider transports in ``providers/base.py``, AWS calls in ``stores.py``,
+request validation in ``schemas.py``.
+
+    EmbedrankError                    500 internal_error (never raised on purpose)
+    ├── InvalidRequest                400 invalid_request_error   bad body, unsupported option
+    │   └── PayloadTooLarge           413 invalid_request_error   request or answer over the size limits
+    ├── AuthenticationError           401 authentication_error    missing, unknown or revoked key
+    ├── PermissionDenied              403 permission_error        model not in the key's plan
+    ├── ModelNotFound                 404 invalid_request_error   unknown model id
+    ├── RateLimited                   429 rate_limit_error        plan limit or budget exhausted
+    ├── UpstreamError                 502 provider_error          provider failed or answered nonsense
+    │   ├── UpstreamRateLimited       502 provider_rate_limited   429 from the provider (retryable)
+    │   ├── UpstreamUnavailable       502 provider_unavailable    5xx / connection failure (retryable)
+    │   └── UpstreamTimeout           504 provider_timeout        no answer in time (retryable)
+    └── ProviderNotConfigured         503 provider_not_configured no credentials for the provider
+
+``retryable`` marks the faults worth another attempt (or the next deployment of a route); a provider's 4xx that is
+the caller's fault (``UpstreamError`` with ``retryable=False``) is never retried.
+"""
+
+from __future__ import annotations
+
+
+class EmbedrankError(Exception):
+    status = 500
+    type = "internal_error"
+    code = "internal_error"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+
+
+class InvalidRequest(EmbedrankError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationError(EmbedrankError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(EmbedrankError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFound(EmbedrankError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RateLimited(EmbedrankError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamError(EmbedrankError):
+    """The provider failed. ``provider`` names it; the message keeps the provider's own words, never its secret."""
+
+    status = 502
+    type = "provider_error"
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, param=param)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = "provider_rate_limited"
+    retryable = True
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "provider_unavailable"
+    retryable = True
+
+
+class ProviderNotConfigured(EmbedrankError):
+    status = 503
+    type = "provider_error"
+    code = "provider_not_configured"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "provider_timeout"
+    retryable = True

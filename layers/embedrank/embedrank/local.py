@@ -1,0 +1,93 @@
+"""``make serve``: the whole gateway on one machine, with an embedded local AWS and nothing to set up.
+
+Starts a moto server on 127.0.0.1:4566 (unless ``AWS_ENDPOINT_URL`` already names one: LocalStack or DynamoDB Local
+work the same), creates the tables and the provider secret from the conventional environment variables, seeds the
+plans and a dev key on plan ``ultra``, and serves every endpoint with uvicorn on ``HOST``:``PORT``.
+
+The local AWS is reached through per-service endpoint settings (``AWS_ENDPOINT_URL_DYNAMODB``,
+``AWS_ENDPOINT_URL_SECRETS_MANAGER``), never a global override, so Bedrock calls still go to AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+LOCAL_AWS_HOST = "127.0.0.1"
+LOCAL_AWS_PORT = 4566
+LOCAL_SERVICES = ("DYNAMODB", "SECRETS_MANAGER")
+
+
+@contextmanager
+def local_aws(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Point DynamoDB and Secrets Manager at a local AWS, starting an embedded moto server when none is given."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    assert env is not None
+    endpoint = env.pop("AWS_ENDPOINT_URL", "")
+    server = None
+    if not endpoint:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(
+            ip_address=LOCAL_AWS_HOST, port=int(env.get("LOCAL_AWS_PORT", LOCAL_AWS_PORT)), verbose=False
+        )
+        server.start()
+        endpoint = f"http://{LOCAL_AWS_HOST}:{server._port}"
+    for service in LOCAL_SERVICES:
+        env.setdefault(f"AWS_ENDPOINT_URL_{service}", endpoint)
+    # The embedded AWS accepts any credentials; real ones are only needed for Bedrock.
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    if server is not None:
+        env.setdefault("AWS_ACCESS_KEY_ID", "local")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    try:
+        yield endpoint
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def provision(env: dict[str, str] | None = None) -> str:
+    """Create tables, secret, plans and the dev key; return the dev key."""
+    import boto3
+
+    from .config import Settings
+    from .provision import create_key, create_tables, provider_secret_from_env, put_provider_secret, seed_plans
+
+    env = dict(os.environ) if env is None else env
+    config = Settings.from_env(env)
+    db = boto3.client("dynamodb")
+    create_tables(db, config)
+    seed_plans(db, config)
+    put_provider_secret(boto3.client("secretsmanager"), config.provider_secret, provider_secret_from_env(env))
+    key = env.get("EMBEDRANK_DEV_API_KEY") or None
+    if key:
+        from .auth import hash_key
+
+        if db.get_item(TableName=config.keys_table, Key={"key_hash": {"S": hash_key(key)}}).get("Item"):
+            return key
+    _, key = create_key(db, config, plan="ultra", name="dev", key=key)
+    return key
+
+
+def main() -> None:
+    import uvicorn
+
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    with local_aws() as endpoint:
+        key = provision()
+        from .app import create_app
+        from .provision import provider_secret_from_env
+
+        configured = ", ".join(provider_secret_from_env()) or "none (export OPENAI_API_KEY, COHERE_API_KEY, ...)"
+        print(f"Embedrank local: http://{host}:{port}  (local AWS at {endpoint})", file=sys.stderr)
+        print(f"Providers configured: {configured}", file=sys.stderr)
+        print(f"Dev API key (plan ultra): {key}", file=sys.stderr, flush=True)
+        uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The adapter protocol every provider module implements, and the base class that owns the transport.
+
+A provider module holds that provider's whole wire mapping and exposes one class named ``Adapter``. The base class
+owns the pooled httpx client, credentials, the mapping of transport and HTTP failures onto ``errors``, and the
+wrapping of malformed answers, so a concrete adapter implements only ``_embed`` (and/or ``_rerank``): build the
+provider's body, call ``self.post``, read the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+
+import orjson
+
+from ..errors import (
+    EmbedrankError,
+    InvalidRequest,
+    ProviderNotConfigured,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..vectors import Encoding, Vectors
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..catalog import Deployment
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A provider's secret and optional base URL (the prefix the provider's own SDK uses)."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedCall:
+    deployment: Deployment
+    texts: list[str] | None  # prompt prefixes already applied; None when tokens are sent
+    tokens: list[list[int]] | None
+    input_type: Literal["query", "document"] | None
+    dimensions: int | None  # the native dimensions parameter to send; None keeps the model's default
+    encoding: Encoding  # what the caller wants; adapters ask for base64 whenever the provider offers it
+    credentials: Credentials | None
+    timeout: float = 30.0
+
+    @property
+    def count(self) -> int:
+        return len(self.texts) if self.texts is not None else len(self.tokens or ())
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    vectors: Vectors
+    tokens: int
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RerankCall:
+    deployment: Deployment
+    query: str
+    documents: list[str]
+    top_n: int
+    max_tokens_per_doc: int | None
+    return_documents: bool
+    credentials: Credentials | None
+    timeout: float = 30.0
+
+
+@dataclass(slots=True)
+class RerankResult:
+    results: list[tuple[int, float]]  # (index into the request's documents, relevance score)
+    tokens: int = 0
+    search_units: int = 0
+    documents: dict[int, str] | None = None  # texts the provider echoed back, by index
+
+
+class EmbeddingAdapter(Protocol):
+    async def embed(self, call: EmbedCall) -> EmbedResult: ...
+
+
+class RerankAdapter(Protocol):
+    async def rerank(self, call: RerankCall) -> RerankResult: ...
+
+
+class Adapter:
+    """Base for provider adapters: transport, credentials and error mapping live here, once."""
+
+    provider: ClassVar[str]
+    default_base_url: ClassVar[str] = ""
+    needs_credentials: ClassVar[bool] = True
+
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client
+
+    # -- the one method (or two) a concrete provider implements -------------------------------------------------
+    async def _embed(self, call: EmbedCall) -> EmbedResult:
+        raise InvalidRequest(f"Provider {self.provider} does not serve embeddings.", param="model")
+
+    async def _rerank(self, call: RerankCall) -> RerankResult:
+        raise InvalidRequest(f"Provider {self.provider} does not serve rerank.", param="model")
+
+    # -- public entry points --------------------------------------------------------------------------------------
+    async def embed(self, call: EmbedCall) -> EmbedResult:
+        self._check_credentials(call.credentials)
+        return await self._guard(self._embed(call))
+
+    async def rerank(self, call: RerankCall) -> RerankResult:
+        self._check_credentials(call.credentials)
+        return await self._guard(self._rerank(call))
+
+    # -- helpers for concrete adapters ----------------------------------------------------------------------------
+    def base_url(self, credentials: Credentials | None) -> str:
+        url = (credentials.base_url if credentials else None) or self.default_base_url
+        if not url:
+            raise ProviderNotConfigured(f"Provider {self.provider} has no base URL configured.")
+        return url.rstrip("/")
+
+    @staticmethod
+    def bearer(credentials: Credentials | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credentials.api_key}"} if credentials and credentials.api_key else {}
+
+    async def post(self, url: str, body: Any, headers: Mapping[str, str], timeout: float) -> Any:
+        """POST JSON and return the decoded answer; every failure leaves here as an ``UpstreamError``."""
+        import httpx
+
+        client = self._client or _shared_client()
+        try:
+            response = await client.post(
+                url,
+                content=orjson.dumps(body),
+                headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                f"{self.provider} did not answer within {timeout:.1f} s.", provider=self.provider
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"Could not reach {self.provider}: {type(exc).__name__}.", provider=self.provider
+            ) from None
+        if response.status_code >= 400:
+            raise self._http_error(response.status_code, response.content, response.headers)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"{self.provider} returned a response that is not JSON (HTTP {response.status_code}).",
+                provider=self.provider,
+                upstream_status=response.status_code,
+            ) from None
+
+    def error_message(self, payload: Any) -> str | None:
+        """The provider's own message in an error body; the common shapes are covered here."""
+        if isinstance(payload, dict):
+            for candidate in (payload.get("error"), payload):
+                if isinstance(candidate, dict):
+                    for key in ("message", "detail"):
+                        if isinstance(candidate.get(key), str):
+                            return str(candidate[key])
+                elif isinstance(candidate, str):
+                    return candidate
+            detail = payload.get("detail")
+            if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+                return str(detail[0].get("msg", detail[0]))
+        return None
+
+    def _http_error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        try:
+            message = self.error_message(orjson.loads(content))
+        except orjson.JSONDecodeError:
+            message = None
+        message = (message or content[:200].decode("utf-8", "replace") or "no message")[:500]
+        text = f"{self.provider} returned HTTP {status}: {message}"
+        kwargs: dict[str, Any] = {"provider": self.provider, "upstream_status": status}
+        if status == 429:
+            return UpstreamRateLimited(text, retry_after=_retry_after(headers), **kwargs)
+        if status >= 500 or status == 408:
+            return UpstreamUnavailable(text, retry_after=_retry_after(headers), **kwargs)
+        if status in (401, 403):
+            # The gateway's credentials were refused: an operator problem, not the caller's.
+            return UpstreamError(
+                f"{self.provider} rejected the gateway's credentials (HTTP {status}).",
+                code="provider_auth_failed",
+                **kwargs,
+            )
+        return UpstreamError(text, code="provider_rejected_request", **kwargs)
+
+    def _check_credentials(self, credentials: Credentials | None) -> None:
+        if self.needs_credentials and (credentials is None or not credentials.api_key):
+            raise ProviderNotConfigured(
+                f"Provider {self.provider} is not configured: add its credentials to the provider secret."
+            )
+
+    async def _guard(self, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except EmbedrankError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamError(
+                f"{self.provider} returned a malformed response ({type(exc).__name__}: {exc}).",
+                provider=self.provider,
+                code="provider_malformed_response",
+            ) from None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+_POOL: dict[str, httpx.AsyncClient] = {}
+
+
+def _shared_client() -> httpx.AsyncClient:
+    """One pooled client per container, reused across invocations (connections stay warm)."""
+    import httpx
+
+    client = _POOL.get("client")
+    if client is None or client.is_closed:
+        client = _POOL["client"] = httpx.AsyncClient(
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60),
+            follow_redirects=False,
+        )
+    return client

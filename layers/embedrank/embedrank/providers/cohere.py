@@ -1,0 +1,63 @@
+"""Cohere v2: embed (POST {base}/v2/embed) and rerank (POST {base}/v2/rerank).
+
+Cohere requires ``input_type`` for v3+ models. A request with ``input_type: null`` is embedded as
+``search_document``: indexing is the common case for unlabelled batches, and documents are what a vector store holds,
+so a caller who never sets the field gets vectors that match later ``query`` searches. The README says so.
+
+Vectors are requested as floats: Cohere documents ``embedding_types=["base64"]`` but not its byte order, and a
+silently byte-swapped vector would corrupt a caller's index, so the gateway encodes base64 itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..vectors import Vectors
+from .base import Adapter as BaseAdapter
+from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
+
+INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "search_document"}
+
+
+class Adapter(BaseAdapter):
+    provider = "cohere"
+    default_base_url = "https://api.cohere.com"
+
+    def error_message(self, payload: Any) -> str | None:
+        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+            return str(payload["message"])
+        return super().error_message(payload)
+
+    async def _embed(self, call: EmbedCall) -> EmbedResult:
+        body: dict[str, Any] = {
+            "model": call.deployment.native,
+            "texts": call.texts,
+            "input_type": INPUT_TYPES[call.input_type],
+            "embedding_types": ["float"],
+        }
+        if call.dimensions is not None:
+            body["output_dimension"] = call.dimensions
+        url = f"{self.base_url(call.credentials)}/v2/embed"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        embeddings = payload["embeddings"]
+        vectors = Vectors("float", embeddings["float"])
+        billed = (payload.get("meta") or {}).get("billed_units") or {}
+        return EmbedResult(vectors, int(billed.get("input_tokens") or 0))
+
+    async def _rerank(self, call: RerankCall) -> RerankResult:
+        body: dict[str, Any] = {
+            "model": call.deployment.native,
+            "query": call.query,
+            "documents": call.documents,
+            "top_n": call.top_n,
+        }
+        if call.max_tokens_per_doc is not None:
+            body["max_tokens_per_doc"] = call.max_tokens_per_doc
+        url = f"{self.base_url(call.credentials)}/v2/rerank"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["results"]]
+        billed = (payload.get("meta") or {}).get("billed_units") or {}
+        units = billed.get("search_units")
+        # A search unit is one query with up to 100 documents; count it that way when Cohere does not say.
+        search_units = int(units) if units is not None else -(-len(call.documents) // 100)
+        return RerankResult(results, search_units=search_units)

@@ -1,0 +1,152 @@
+"""Canonical request bodies (validated with pydantic) and the response envelopes.
+
+Requests are parsed straight from bytes with ``model_validate_json``; a validation failure becomes one
+``InvalidRequest`` naming the offending field. Responses are built as plain dicts and serialized with orjson: the
+pydantic response models below describe them (for the OpenAPI document) but are never instantiated on the hot path,
+because a vector is data, not a list of Python objects to validate.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from .errors import InvalidRequest
+
+MAX_INPUTS = 2048
+
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+InputType = Literal["query", "document"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingRequest(_Strict):
+    model: NonEmptyStr = Field(description="A model id from GET /v1/models, e.g. 'openai/text-embedding-3-small'.")
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description="A string, 1-2048 non-empty strings, or (OpenAI models only) token arrays."
+    )
+    input_type: InputType | None = Field(
+        default=None, description="'query' or 'document': mapped to each provider's own asymmetric-embedding setting."
+    )
+    dimensions: int | None = Field(default=None, gt=0, description="Output width, where the model supports it.")
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="'base64' returns little-endian float32 bytes, as OpenAI does."
+    )
+    user: str | None = Field(default=None, description="Accepted for OpenAI compatibility; not sent upstream.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _check_input(cls, value: Any) -> Any:
+        # Checked before the union so the caller gets one clear message instead of one per union branch.
+        if isinstance(value, str):
+            if not value:
+                raise ValueError("input must not be an empty string")
+            return value
+        if not isinstance(value, list):
+            raise ValueError("input must be a string or an array of strings")
+        if not value:
+            raise ValueError("input must hold at least one item")
+        if len(value) > MAX_INPUTS:
+            raise ValueError(f"input holds {len(value)} items; the maximum is {MAX_INPUTS}")
+        first = value[0]
+        if isinstance(first, str):
+            for i, item in enumerate(value):
+                if not isinstance(item, str) or not item:
+                    raise ValueError(f"input[{i}] must be a non-empty string")
+        elif isinstance(first, int) and not isinstance(first, bool):
+            if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value):
+                raise ValueError("a token array must hold only non-negative integers")
+        elif isinstance(first, list):
+            for i, tokens in enumerate(value):
+                if (
+                    not isinstance(tokens, list)
+                    or not tokens
+                    or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens)
+                ):
+                    raise ValueError(f"input[{i}] must be a non-empty array of non-negative integer tokens")
+        else:
+            raise ValueError("input must be a string, an array of strings, or token arrays")
+        return value
+
+    @property
+    def texts(self) -> list[str] | None:
+        """The inputs as strings, or None when the caller sent token arrays."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if isinstance(self.input[0], str):
+            return self.input
+        return None
+
+    @property
+    def token_arrays(self) -> list[list[int]]:
+        if self.input and isinstance(self.input[0], int):
+            return [self.input]  # type: ignore[list-item]
+        return self.input  # type: ignore[return-value]
+
+    @property
+    def count(self) -> int:
+        if isinstance(self.input, str) or (self.input and isinstance(self.input[0], int)):
+            return 1
+        return len(self.input)
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None
+    param: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    cost: float = Field(description="USD, from the catalog price and the provider-reported tokens.")
+    estimated: bool = Field(default=False, description="True when the provider reports no token count.")
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"]
+    data: list[EmbeddingItem]
+    model: str
+    provider: str
+    usage: EmbeddingUsage
+
+
+def parse_body(model: type[_Strict], body: bytes) -> Any:
+    """Validate ``body`` against ``model``; any failure is a 400 naming the field."""
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        loc = [str(p) for p in err["loc"]]
+        # Union branches add their type name to the location; drop it so the caller sees the field it sent.
+        param = ".".join(p for p in loc if not p.startswith(("str", "list[", "int")) and p != "json-or-python") or None
+        kind = err["type"]
+        if kind == "json_invalid":
+            message = "The request body is not valid JSON."
+            param = None
+        elif kind == "extra_forbidden":
+            message = f"Unrecognized request argument supplied: {param}."
+        elif kind == "missing":
+            message = f"Missing required parameter: '{param}'."
+        elif kind in ("model_type", "model_attributes_type"):
+            message = "The request body must be a JSON object."
+        else:
+            message = f"Invalid value for '{param}': {err['msg']}." if param else f"Invalid request: {err['msg']}."
+        raise InvalidRequest(message, param=param) from None

@@ -1,0 +1,153 @@
+"""Embeddings domain logic: resolve the model, shape the provider calls, check and assemble the answer.
+
+Nothing here knows HTTP or DynamoDB: the app hands in a parsed request and an authenticated principal, and gets
+back vectors plus what to meter. Provider calls go through the registry's adapters; credentials come from the
+credential store (run off the event loop, it may call Secrets Manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .auth import Principal
+from .catalog import Catalog, Deployment
+from .config import Settings
+from .credentials import CredentialStore
+from .errors import EmbedrankError, InvalidRequest, ProviderNotConfigured, UpstreamError
+from .providers import Registry
+from .providers.base import Credentials, EmbedCall, EmbedResult
+from .schemas import EmbeddingRequest
+from .vectors import Vectors
+
+T = TypeVar("T")
+
+TOKEN_INPUT_PROVIDERS = frozenset({"openai"})
+
+
+@dataclass(slots=True)
+class EmbedOutcome:
+    deployment: Deployment
+    vectors: Vectors
+    tokens: int
+    cost: float
+    estimated: bool
+
+
+class Gateway:
+    """The domain entry points shared by every function: embeddings here, rerank in ``rerank.py``."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, registry: Registry, credentials: CredentialStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.registry = registry
+        self.credentials = credentials
+
+    async def credentials_for(self, provider: str) -> Credentials | None:
+        return await asyncio.to_thread(self.credentials.get, provider)
+
+    async def over_chain(self, chain: Sequence[Deployment], attempt: Callable[[Deployment], Awaitable[T]]) -> T:
+        """Try each deployment of a route in order; move on only after a fault that is not the caller's."""
+        for position, deployment in enumerate(chain):
+            try:
+                return await attempt(deployment)
+            except (UpstreamError, ProviderNotConfigured) as exc:
+                last = position == len(chain) - 1
+                if last or not (exc.retryable or isinstance(exc, ProviderNotConfigured)):
+                    raise
+        raise AssertionError("unreachable: an empty chain is rejected by the catalog")
+
+    async def embed(self, request: EmbeddingRequest, principal: Principal) -> EmbedOutcome:
+        chain = self.catalog.resolve(request.model, "embedding")
+        principal.require_model(request.model)
+        if request.texts is None:
+            unsupported = sorted({d.provider for d in chain} - TOKEN_INPUT_PROVIDERS)
+            if unsupported:
+                raise InvalidRequest(
+                    f"Token arrays are only accepted by OpenAI models; '{request.model}' is served by "
+                    f"{', '.join(unsupported)}. Send strings instead (LangChain: OpenAIEmbeddings("
+                    "check_embedding_ctx_length=False)).",
+                    param="input",
+                    code="token_input_unsupported",
+                )
+        for deployment in chain:  # reject unsupported dimensions before any provider call
+            deployment.resolve_dimensions(request.dimensions)
+        return await self.over_chain(chain, lambda d: self._embed_on(d, request))
+
+    async def _embed_on(self, deployment: Deployment, request: EmbeddingRequest) -> EmbedOutcome:
+        width, native = deployment.resolve_dimensions(request.dimensions)
+        texts = request.texts
+        if texts is not None and deployment.asymmetry == "prompt":
+            prefix = deployment.prompts["query" if request.input_type == "query" else "document"]
+            if prefix:
+                texts = [prefix + t for t in texts]
+        tokens = None if texts is not None else request.token_arrays
+        credentials = await self.credentials_for(deployment.provider)
+        adapter = self.registry.get(deployment.provider)
+        size = deployment.max_inputs
+        inputs: Sequence[str] | Sequence[list[int]] = texts if texts is not None else tokens or []
+        calls = [
+            EmbedCall(
+                deployment=deployment,
+                texts=list(texts[i : i + size]) if texts is not None else None,
+                tokens=list(tokens[i : i + size]) if tokens is not None else None,
+                input_type=request.input_type,
+                dimensions=width if native else None,
+                encoding=request.encoding_format,
+                credentials=credentials,
+                timeout=self.settings.upstream_timeout,
+            )
+            for i in range(0, len(inputs), size)
+        ]
+        expected = width if native else deployment.dimensions
+        results = await self._bounded([self._checked(adapter.embed(call), call, expected) for call in calls])
+        vectors = Vectors.concat([r.vectors for r in results])
+        if width != expected:
+            vectors = vectors.truncated(width)
+        used = sum(r.tokens for r in results)
+        return EmbedOutcome(
+            deployment=deployment,
+            vectors=vectors,
+            tokens=used,
+            cost=deployment.embedding_cost(used),
+            estimated=any(r.estimated for r in results),
+        )
+
+    async def _checked(self, work: Awaitable[EmbedResult], call: EmbedCall, width: int) -> EmbedResult:
+        """A provider answer with the wrong count or width is the provider's fault, never a silently wrong answer."""
+        result = await work
+        provider = call.deployment.provider
+        if len(result.vectors) != call.count:
+            raise UpstreamError(
+                f"{provider} returned {len(result.vectors)} embeddings for {call.count} inputs.",
+                provider=provider,
+                code="provider_malformed_response",
+            )
+        widths = result.vectors.widths()
+        if widths != {width}:
+            got = ", ".join(str(w) for w in sorted(widths))
+            raise UpstreamError(
+                f"{provider} returned vectors of {got} dimensions; {width} were expected.",
+                provider=provider,
+                code="provider_malformed_response",
+            )
+        return result
+
+    async def _bounded(self, works: list[Awaitable[T]]) -> list[T]:
+        if len(works) == 1:
+            return [await works[0]]
+        gate = asyncio.Semaphore(self.settings.max_concurrency)
+
+        async def run(work: Awaitable[T]) -> T:
+            async with gate:
+                return await work
+
+        tasks = [asyncio.ensure_future(run(w)) for w in works]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except EmbedrankError:
+            for task in tasks:
+                task.cancel()
+            raise

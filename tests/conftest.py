@@ -1,0 +1,120 @@
+"""Shared fixtures: moto for AWS, an injected httpx transport for providers, the app under test."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Embedrank")
+for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+    os.environ.pop(_var, None)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from embedrank.config import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT.parent / "shared" / "specs"
+EVENTS = ROOT / "tests" / "events"
+
+PROVIDER_SECRET = {
+    "openai": {"api_key": "sk-openai-secret-123"},
+    "cohere": {"api_key": "co-secret-456"},
+    "voyage": {"api_key": "pa-voyage-secret"},
+    "jina": {"api_key": "jina-secret"},
+    "google": {"api_key": "gemini-secret"},
+    "mistral": {"api_key": "mistral-secret"},
+    "selfhosted": {"api_key": "selfhosted-secret", "base_url": "http://qwen.internal:8080/v1"},
+    "infinity": {"base_url": "http://infinity.internal:7997"},
+    "tei": {"base_url": "http://tei.internal:8080"},
+}
+
+DEV_KEY = "er-test-ultra-key-0000000000000000000000000000000000"
+PREMIUM_KEY = "er-test-premium-key-000000000000000000000000000000000"
+FREE_KEY = "er-test-free-key-00000000000000000000000000000000000"
+
+
+@dataclass
+class FakeUpstream:
+    """Records every request a provider adapter sends and answers with a programmable handler."""
+
+    handler: Callable[[httpx.Request], httpx.Response] | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.handler is None:
+            raise AssertionError(f"unexpected upstream call {request.method} {request.url}")
+        return self.handler(request)
+
+    def json(self, i: int = -1) -> Any:
+        return json.loads(self.requests[i].content)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env({})
+
+
+@pytest.fixture
+def aws(settings: Settings) -> Iterator[None]:
+    from aws_lambda_powertools.utilities import parameters
+
+    from embedrank.provision import create_key, create_tables, put_provider_secret, seed_plans
+
+    with mock_aws():
+        parameters.clear_caches()
+        db = boto3.client("dynamodb")
+        create_tables(db, settings)
+        seed_plans(db, settings)
+        create_key(db, settings, plan="ultra", name="dev", key=DEV_KEY, key_id="key_dev")
+        create_key(db, settings, plan="premium", name="premium", key=PREMIUM_KEY, key_id="key_premium")
+        create_key(db, settings, plan="free", name="free", key=FREE_KEY, key_id="key_free")
+        put_provider_secret(boto3.client("secretsmanager"), settings.provider_secret, PROVIDER_SECRET)
+        yield
+        parameters.clear_caches()
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+def services(aws: None, settings: Settings, upstream: FakeUpstream) -> Any:
+    from embedrank.app import Services
+    from embedrank.providers import Registry
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+    return Services.build(settings, registry=Registry(client))
+
+
+@pytest.fixture
+def client(services: Any) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    from embedrank.app import create_app
+
+    with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
+        yield c
+
+
+def usage_records(settings: Settings) -> list[dict[str, Any]]:
+    db = boto3.client("dynamodb")
+    items = db.scan(TableName=settings.usage_table)["Items"]
+    return [item for item in items if item["sk"]["S"].startswith("req#")]
+
+
+def auth(key: str = DEV_KEY) -> dict[str, str]:
+    return {"X-API-Key": key}
