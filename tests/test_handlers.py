@@ -1,0 +1,144 @@
+"""The Lambda handler, invoked exactly as Lambda does, with the API Gateway v2 events in tests/events/."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import DEV_KEY, EVENTS, PROVIDER_SECRET, FakeUpstream, usage_records
+from fakes import cohere_embed_answer, json_response, openai_answer
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "EmbeddingsFunction"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:EmbeddingsFunction"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+@pytest.fixture
+def handler(aws: None, upstream: FakeUpstream) -> Any:
+    import embeddings_handler
+
+    from embedrank.providers import Registry
+
+    # The handler module builds its services at import (module scope, as in Lambda); tests inject the transport.
+    embeddings_handler.app.state.services.gateway.registry = Registry(
+        httpx.AsyncClient(transport=httpx.MockTransport(upstream))
+    )
+    embeddings_handler.app.state.services.auth._keys.clear()
+    return embeddings_handler.handler
+
+
+def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    result = handler(event, LambdaContext())
+    body = result["body"]
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return result["statusCode"], result["headers"], json.loads(body)
+
+
+def test_success_event(handler: Any, upstream: FakeUpstream, settings: Any) -> None:
+    upstream.handler = openai_answer
+    status, headers, body = invoke(handler, load_event("embeddings_success.json"))
+    assert status == 200, body
+    assert body["model"] == "openai/text-embedding-3-small" and len(body["data"]) == 2
+    assert len(body["data"][0]["embedding"]) == 1536
+    assert headers["x-request-id"] == "evt-embeddings-ok"  # API Gateway's request id is the correlation id
+    assert upstream.json()["input"] == ["hello", "world"]
+    [record] = usage_records(settings)
+    assert record["request_id"]["S"] == "evt-embeddings-ok"
+
+
+def test_bearer_event_on_api_prefix(handler: Any, upstream: FakeUpstream) -> None:
+    upstream.handler = cohere_embed_answer
+    status, _, body = invoke(handler, load_event("embeddings_api_prefix_bearer.json"))
+    assert status == 200, body
+    assert body["provider"] == "cohere" and isinstance(body["data"][0]["embedding"], str)
+    assert upstream.json()["input_type"] == "search_query"
+
+
+def test_missing_key_event(handler: Any, upstream: FakeUpstream) -> None:
+    status, headers, body = invoke(handler, load_event("embeddings_missing_key.json"))
+    assert status == 401 and body["error"]["code"] == "missing_api_key"
+    assert headers["x-request-id"] == "evt-embeddings-nokey"
+    assert not upstream.requests
+
+
+def test_bad_body_event(handler: Any, upstream: FakeUpstream) -> None:
+    status, _, body = invoke(handler, load_event("embeddings_bad_body.json"))
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert not upstream.requests
+
+
+def test_two_invocations_reuse_the_container(handler: Any, upstream: FakeUpstream, settings: Any) -> None:
+    upstream.handler = openai_answer
+    first = invoke(handler, load_event("embeddings_success.json"))
+    event = load_event("embeddings_success.json")
+    event["requestContext"]["requestId"] = "evt-second"
+    second = invoke(handler, event)
+    assert first[0] == second[0] == 200
+    assert len(usage_records(settings)) == 2
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Everything the Powertools logger writes during the test (its handler keeps the stream it was built with)."""
+    from embedrank.observability import logger
+
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        yield buffer
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def test_logs_never_hold_keys_secrets_or_input(
+    handler: Any, upstream: FakeUpstream, log_stream: io.StringIO, capfd: pytest.CaptureFixture[str]
+) -> None:
+    secret_input = "confidential-merger-plan-text"
+    calls = {"n": 0}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return openai_answer(request)
+        # A provider error that echoes the gateway's key and the caller's text back.
+        return json_response({"error": {"message": f"bad key sk-openai-secret-123 for {secret_input}"}}, 401)
+
+    upstream.handler = answer
+    for _ in range(2):
+        event = load_event("embeddings_success.json")
+        event["body"] = base64.b64encode(
+            json.dumps({"model": "openai/text-embedding-3-small", "input": [secret_input]}).encode()
+        ).decode()
+        invoke(handler, event)
+    bad = load_event("embeddings_bad_body.json")
+    invoke(handler, bad)
+    out = capfd.readouterr()
+    logs = log_stream.getvalue() + out.out + out.err
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert any(line.get("message") == "request" and line.get("status") == 200 for line in lines)
+    assert any(line.get("status") == 502 for line in lines)
+    assert DEV_KEY not in logs
+    assert secret_input not in logs
+    for entry in PROVIDER_SECRET.values():
+        if "api_key" in entry:
+            assert entry["api_key"] not in logs
