@@ -118,3 +118,23 @@ def usage_records(settings: Settings) -> list[dict[str, Any]]:
 
 def auth(key: str = DEV_KEY) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+@pytest.fixture(scope="session")
+def fake_provider() -> Iterator[str]:
+    """A fake OpenAI + Cohere upstream on loopback (see tests/live.py)."""
+    from live import start_fake_provider
+
+    server, url = start_fake_provider()
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(fake_provider: str) -> Iterator[str]:
+    """The real `make serve` process on a free port, pointed at the fake provider; yields its base URL."""
+    from live import local_env, start_local_server, stop
+
+    proc, base = start_local_server(local_env(fake_provider))
+    yield base
+    stop(proc)

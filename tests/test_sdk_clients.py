@@ -1,0 +1,66 @@
+"""The official clients, unmodified, against the real local server (`make serve`'s app) and a fake upstream."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import vector
+from live import LIVE_KEY, SEEN
+
+
+def test_openai_sdk_default_base64(live_server: str) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{live_server}/v1", api_key=LIVE_KEY)
+    result = client.embeddings.create(model="openai/text-embedding-3-small", input=["hello", "world"])
+    # The SDK asked for base64 (its default) and decoded float32 itself.
+    assert len(result.data) == 2 and result.data[1].embedding == pytest.approx(vector(1, 1536))
+    assert result.model == "openai/text-embedding-3-small" and result.usage.total_tokens == 4
+    assert SEEN.last()[2]["encoding_format"] == "base64"
+
+
+def test_openai_sdk_float_dimensions_and_input_type(live_server: str) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{live_server}/v1", api_key=LIVE_KEY)
+    result = client.embeddings.create(
+        model="cohere/embed-v4.0",
+        input="a question",
+        encoding_format="float",
+        dimensions=256,
+        extra_body={"input_type": "query"},
+    )
+    assert result.data[0].embedding == vector(0, 256)
+    path, _, sent = SEEN.last()
+    assert path == "/v2/embed" and sent["input_type"] == "search_query" and sent["output_dimension"] == 256
+
+
+def test_openai_sdk_errors_are_typed(live_server: str) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="er-not-a-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.embeddings.create(model="openai/text-embedding-3-small", input="x")
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=LIVE_KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="nope/nothing", input="x")
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="openai/text-embedding-3-small", input=[""])
+
+
+def test_langchain_openai_embeddings(live_server: str) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    # check_embedding_ctx_length=False sends strings (the default tokenizes with tiktoken, which downloads its
+    # vocabulary and sends token arrays that only OpenAI models accept).
+    embeddings = OpenAIEmbeddings(
+        model="cohere/embed-english-v3.0",
+        base_url=f"{live_server}/v1",
+        api_key=LIVE_KEY,
+        check_embedding_ctx_length=False,
+    )
+    docs = embeddings.embed_documents(["first doc", "second doc", "third doc"])
+    assert len(docs) == 3 and docs[2] == pytest.approx(vector(2, 1024))
+    query = embeddings.embed_query("a question")
+    assert query == pytest.approx(vector(0, 1024))
+    assert SEEN.last()[2]["texts"] == ["a question"]
