@@ -58,10 +58,11 @@ class Deployment(BaseModel):
         if requested is None or requested == self.dimensions:
             return self.dimensions, False
         allowed = self.dimension_options
-        if (
-            self.dimension_mode != "fixed"
-            and requested <= self.dimensions
-            and (allowed is None or requested in allowed)
+        # An explicit option list is the provider's own (Voyage offers 2048 above its 1024 default); without one, any
+        # width up to the default is accepted. Truncation can only shorten a vector.
+        fits = requested in allowed if allowed is not None else requested <= self.dimensions
+        if fits and (
+            self.dimension_mode == "native" or (self.dimension_mode == "truncate" and requested < self.dimensions)
         ):
             return requested, self.dimension_mode == "native"
         if self.dimension_mode == "fixed":

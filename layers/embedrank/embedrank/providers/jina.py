@@ -1,0 +1,61 @@
+"""Jina AI embeddings (POST {base}/embeddings) and rerank (POST {base}/rerank).
+
+``input_type`` becomes Jina's ``task`` (``retrieval.query`` / ``retrieval.passage``, the LoRA adapters the v3 and v4
+models were trained with); null omits it and Jina uses the model's default. ``dimensions`` is native (Matryoshka).
+
+Vectors are requested as floats: Jina offers ``embedding_type: base64`` but documents neither the element width nor
+the byte order, and a silently byte-swapped vector would corrupt a caller's index, so the gateway encodes base64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..vectors import Vectors
+from .base import Adapter as BaseAdapter
+from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
+
+TASKS = {"query": "retrieval.query", "document": "retrieval.passage"}
+
+
+class Adapter(BaseAdapter):
+    provider = "jina"
+    default_base_url = "https://api.jina.ai/v1"
+
+    async def _embed(self, call: EmbedCall) -> EmbedResult:
+        body: dict[str, Any] = {
+            "model": call.deployment.native,
+            "input": call.texts,
+            "embedding_type": "float",
+        }
+        if call.input_type is not None:
+            body["task"] = TASKS[call.input_type]
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        url = f"{self.base_url(call.credentials)}/embeddings"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        data = sorted(payload["data"], key=lambda item: item["index"])
+        usage = payload.get("usage") or {}
+        return EmbedResult(Vectors("float", [item["embedding"] for item in data]), int(usage.get("total_tokens") or 0))
+
+    async def _rerank(self, call: RerankCall) -> RerankResult:
+        if call.max_tokens_per_doc is not None:
+            raise InvalidRequest(
+                f"max_tokens_per_doc is not supported by {call.deployment.id}; Jina truncates each document to the "
+                "model's own window.",
+                param="max_tokens_per_doc",
+            )
+        body = {
+            "model": call.deployment.native,
+            "query": call.query,
+            "documents": call.documents,
+            "top_n": call.top_n,
+            # Jina echoes every document unless told not to (its default is true); the gateway has the texts.
+            "return_documents": False,
+        }
+        url = f"{self.base_url(call.credentials)}/rerank"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["results"]]
+        usage = payload.get("usage") or {}
+        return RerankResult(results, tokens=int(usage.get("total_tokens") or 0))

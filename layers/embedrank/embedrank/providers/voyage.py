@@ -1,0 +1,61 @@
+"""Voyage AI embeddings (POST {base}/embeddings) and rerank (POST {base}/rerank).
+
+``input_type`` passes through as Voyage's own ``query``/``document`` (Voyage prepends its retrieval prompt
+server-side); null is omitted, which Voyage documents as "no prompt". ``output_dimension`` is native on the 3.5 and
+3-large families. Vectors are requested as base64: the voyageai SDK decodes them with
+``np.frombuffer(b64decode(s), "float32")``, i.e. the same little-endian float32 layout as the canonical one, so they
+pass straight through to a base64 caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..vectors import Encoding, Vectors
+from .base import Adapter as BaseAdapter
+from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
+
+
+class Adapter(BaseAdapter):
+    provider = "voyage"
+    default_base_url = "https://api.voyageai.com/v1"
+
+    async def _embed(self, call: EmbedCall) -> EmbedResult:
+        body: dict[str, Any] = {
+            "model": call.deployment.native,
+            "input": call.texts,
+            "encoding_format": "base64",
+        }
+        if call.input_type is not None:
+            body["input_type"] = call.input_type
+        if call.dimensions is not None:
+            body["output_dimension"] = call.dimensions
+        url = f"{self.base_url(call.credentials)}/embeddings"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        items = [item["embedding"] for item in sorted(payload["data"], key=lambda item: item["index"])]
+        # Trust the shape that arrived over the one asked for: a proxy in between may have re-encoded floats.
+        encoding: Encoding = "base64" if all(isinstance(v, str) for v in items) else "float"
+        usage = payload.get("usage") or {}
+        return EmbedResult(Vectors(encoding, items), int(usage.get("total_tokens") or 0))
+
+    async def _rerank(self, call: RerankCall) -> RerankResult:
+        # Voyage only has a truncation switch (on by default), not a token count: refuse rather than ignore it.
+        if call.max_tokens_per_doc is not None:
+            raise InvalidRequest(
+                f"max_tokens_per_doc is not supported by {call.deployment.id}; Voyage truncates each document to "
+                "the model's own window.",
+                param="max_tokens_per_doc",
+            )
+        body = {
+            "model": call.deployment.native,
+            "query": call.query,
+            "documents": call.documents,
+            "top_k": call.top_n,
+            "return_documents": False,  # the gateway has the texts; asking for them back only costs bandwidth
+        }
+        url = f"{self.base_url(call.credentials)}/rerank"
+        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["data"]]
+        usage = payload.get("usage") or {}
+        return RerankResult(results, tokens=int(usage.get("total_tokens") or 0))
