@@ -1,0 +1,11 @@
+"""Lambda entry point for POST /v1/rerank and /api/v1/rerank."""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from embedrank.app import create_app
+from embedrank.observability import lambda_entry
+
+app = create_app(["rerank"])
+handler = lambda_entry(Mangum(app, lifespan="off"))

@@ -1,0 +1,130 @@
+"""Rerank domain logic: resolve the model, call the provider, check and normalize the answer.
+
+Like embeddings in ``service.py``, nothing here knows HTTP: the app hands in a parsed ``RerankRequest`` and an
+authenticated principal, and gets back the ranked results plus what to meter. Falling back along a route's chain
+reuses ``Gateway.over_chain``; a chain only holds deployments of the same weights, so scores stay comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .auth import Principal
+from .catalog import Deployment
+from .errors import InvalidRequest, UpstreamError
+from .providers import MODULES
+from .providers.base import RerankCall, RerankResult
+from .schemas import RerankRequest
+from .service import Gateway
+
+
+@dataclass(slots=True)
+class RerankOutcome:
+    deployment: Deployment
+    results: list[tuple[int, float]]  # (index into the request's documents, score), best first, at most top_n
+    documents: list[str] | None  # the text of each result, in the same order, when the caller asked for it
+    tokens: int
+    search_units: int
+    cost: float
+
+    def usage(self) -> dict[str, Any]:
+        """The response's usage block: the unit the provider bills in, and the USD cost."""
+        if self.deployment.billing == "search_units":
+            return {"search_units": self.search_units, "cost": self.cost}
+        return {"total_tokens": self.tokens, "cost": self.cost}
+
+    def items(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = [{"index": i, "relevance_score": score} for i, score in self.results]
+        if self.documents is not None:
+            for item, text in zip(items, self.documents, strict=True):
+                item["document"] = {"text": text}
+        return items
+
+
+def adapter_key(provider: str) -> str:
+    """The registry key of a provider's rerank adapter.
+
+    Bedrock reranks through a different AWS service (bedrock-agent-runtime) than it embeds (bedrock-runtime), so its
+    rerank adapter is its own module, ``<provider>_rerank``; the deployment still reports the provider as ``bedrock``.
+    """
+    dedicated = f"{provider}_rerank"
+    return dedicated if dedicated in MODULES else provider
+
+
+async def rerank(gateway: Gateway, request: RerankRequest, principal: Principal) -> RerankOutcome:
+    chain = gateway.catalog.resolve(request.model, "rerank")
+    principal.require_model(request.model)
+    for deployment in chain:  # reject what a deployment cannot take before any provider call
+        _check_limits(deployment, request)
+    return await gateway.over_chain(chain, lambda d: _rerank_on(gateway, d, request))
+
+
+def _check_limits(deployment: Deployment, request: RerankRequest) -> None:
+    count = len(request.documents)
+    if count > deployment.max_documents:
+        raise InvalidRequest(
+            f"Model {deployment.id} accepts at most {deployment.max_documents} documents; {count} were sent.",
+            param="documents",
+        )
+    cap = deployment.max_tokens_per_doc
+    if request.max_tokens_per_doc is not None and cap is not None and request.max_tokens_per_doc > cap:
+        raise InvalidRequest(
+            f"Model {deployment.id} reads at most {cap} tokens per document; max_tokens_per_doc="
+            f"{request.max_tokens_per_doc} is over that.",
+            param="max_tokens_per_doc",
+        )
+
+
+async def _rerank_on(gateway: Gateway, deployment: Deployment, request: RerankRequest) -> RerankOutcome:
+    texts = request.texts
+    call = RerankCall(
+        deployment=deployment,
+        query=request.query,
+        documents=texts,
+        top_n=request.limit,
+        max_tokens_per_doc=request.max_tokens_per_doc,
+        return_documents=request.return_documents,
+        credentials=await gateway.credentials_for(deployment.provider),
+        timeout=gateway.settings.upstream_timeout,
+    )
+    result = await gateway.registry.get(adapter_key(deployment.provider)).rerank(call)
+    ranked = _ranked(result, call)
+    documents = None
+    if request.return_documents:
+        # Adapters do not ask providers to echo documents (it only costs bandwidth): the request has the texts.
+        echoed = result.documents or {}
+        documents = [echoed.get(i) or texts[i] for i, _ in ranked]
+    return RerankOutcome(
+        deployment=deployment,
+        results=ranked,
+        documents=documents,
+        tokens=result.tokens,
+        search_units=result.search_units,
+        cost=deployment.rerank_cost(tokens=result.tokens, search_units=result.search_units),
+    )
+
+
+def _ranked(result: RerankResult, call: RerankCall) -> list[tuple[int, float]]:
+    """Best first, at most top_n; a bad index, a repeat, a non-finite score or too few results: the provider's fault."""
+    provider = call.deployment.provider
+    seen: set[int] = set()
+    for index, score in result.results:
+        if not 0 <= index < len(call.documents) or index in seen or not math.isfinite(score):
+            raise UpstreamError(
+                f"{provider} returned an invalid rerank result (index {index}, score {score}) for "
+                f"{len(call.documents)} documents.",
+                provider=provider,
+                code="provider_malformed_response",
+            )
+        seen.add(index)
+    if len(seen) < call.top_n:
+        raise UpstreamError(
+            f"{provider} returned {len(seen)} rerank results; {call.top_n} were asked for.",
+            provider=provider,
+            code="provider_malformed_response",
+        )
+    # Ties keep document order, so the same answer always gives the same ranking.
+    ordered = sorted(result.results, key=lambda r: (-r[1], r[0]))
+    return ordered[: call.top_n]
