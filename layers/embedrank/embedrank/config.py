@@ -20,6 +20,10 @@ class Settings(BaseModel):
     usage_retention_days: int = Field(90, gt=0, description="USAGE_RETENTION_DAYS: per-request records' TTL")
     upstream_timeout: float = Field(25.0, gt=0, description="UPSTREAM_TIMEOUT_SECONDS: per provider call")
     max_concurrency: int = Field(8, gt=0, description="UPSTREAM_CONCURRENCY: provider calls in flight per request")
+    request_deadline: float = Field(25.0, gt=0, description="REQUEST_DEADLINE_SECONDS: outside Lambda")
+    retry_attempts: int = Field(3, ge=1, description="RETRY_ATTEMPTS: per provider call, including the first")
+    breaker_threshold: int = Field(5, ge=1, description="BREAKER_THRESHOLD: consecutive failures that open a circuit")
+    breaker_cooldown: float = Field(60.0, gt=0, description="BREAKER_COOLDOWN_SECONDS: before a probe is let through")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,6 +38,10 @@ class Settings(BaseModel):
             "usage_retention_days": "USAGE_RETENTION_DAYS",
             "upstream_timeout": "UPSTREAM_TIMEOUT_SECONDS",
             "max_concurrency": "UPSTREAM_CONCURRENCY",
+            "request_deadline": "REQUEST_DEADLINE_SECONDS",
+            "retry_attempts": "RETRY_ATTEMPTS",
+            "breaker_threshold": "BREAKER_THRESHOLD",
+            "breaker_cooldown": "BREAKER_COOLDOWN_SECONDS",
         }
         return cls.model_validate({field: env[var] for field, var in names.items() if env.get(var)})
 

@@ -16,6 +16,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from .errors import UpstreamError, UpstreamTimeout
@@ -35,6 +36,42 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+
+class Budget:
+    """One request's deadline and the number of upstream attempts made under it (for logs and metrics)."""
+
+    __slots__ = ("attempts", "deadline")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.attempts = 0
+
+    def count(self) -> None:
+        self.attempts += 1
+
+
+_BUDGET: ContextVar[Budget | None] = ContextVar("embedrank_budget", default=None)
+
+# API Gateway answers 504 itself after 30 s; leave room to send our own answer before that.
+API_GATEWAY_LIMIT = 29.0
+LAMBDA_MARGIN = 1.0
+
+
+def start_budget(default_seconds: float, lambda_remaining_ms: int | None = None) -> Budget:
+    """Begin a request's budget: the Lambda's remaining time less a margin, else ``default_seconds``."""
+    seconds = default_seconds
+    if lambda_remaining_ms is not None:
+        seconds = min(lambda_remaining_ms / 1000 - LAMBDA_MARGIN, API_GATEWAY_LIMIT)
+    budget = Budget(Deadline(max(seconds, 0.0)))
+    _BUDGET.set(budget)
+    return budget
+
+
+def current_budget(default_seconds: float) -> Budget:
+    """The running request's budget (tasks copy the context, so batch calls share it); a fresh one outside a request."""
+    budget = _BUDGET.get()
+    return budget if budget is not None else start_budget(default_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ reuses ``Gateway.over_chain``; a chain only holds deployments of the same weight
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .auth import Principal
@@ -89,7 +89,8 @@ async def _rerank_on(gateway: Gateway, deployment: Deployment, request: RerankRe
         credentials=await gateway.credentials_for(deployment.provider),
         timeout=gateway.settings.upstream_timeout,
     )
-    result = await gateway.registry.get(adapter_key(deployment.provider)).rerank(call)
+    adapter = gateway.registry.get(adapter_key(deployment.provider))
+    result = await gateway.call(deployment, lambda timeout: adapter.rerank(replace(call, timeout=timeout)))
     ranked = _ranked(result, call)
     documents = None
     if request.return_documents:

@@ -9,22 +9,48 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from .auth import Principal
 from .catalog import Catalog, Deployment
 from .config import Settings
 from .credentials import CredentialStore
-from .errors import EmbedrankError, InvalidRequest, ProviderNotConfigured, UpstreamError
+from .errors import EmbedrankError, InvalidRequest, ProviderNotConfigured, UpstreamError, UpstreamUnavailable
 from .providers import Registry
 from .providers.base import Credentials, EmbedCall, EmbedResult
+from .reliability import Breakers, RetryPolicy, current_budget
 from .schemas import EmbeddingRequest
 from .vectors import Vectors
 
 T = TypeVar("T")
 
 TOKEN_INPUT_PROVIDERS = frozenset({"openai"})
+
+
+def batch_spans(
+    inputs: Sequence[str] | Sequence[list[int]], max_inputs: int, max_tokens: int | None
+) -> list[tuple[int, int]]:
+    """Consecutive ``[start, end)`` slices of ``inputs``, one per provider call.
+
+    A call holds at most ``max_inputs`` items and, where the provider caps a request's summed tokens (Mistral:
+    16,384), at most ``max_tokens`` of them. Text is sized at one token per 3 UTF-8 bytes, deliberately more than
+    real tokenizers produce (~4 bytes per token in English), so a batch stays under the cap without a tokenizer; an
+    input that alone exceeds the cap gets its own call and the provider's verdict.
+    """
+    if max_tokens is None:
+        return [(i, min(i + max_inputs, len(inputs))) for i in range(0, len(inputs), max_inputs)]
+    spans: list[tuple[int, int]] = []
+    start = used = 0
+    for i, item in enumerate(inputs):
+        size = len(item) if not isinstance(item, str) else len(item.encode("utf-8")) // 3 + 1
+        if i > start and (i - start == max_inputs or used + size > max_tokens):
+            spans.append((start, i))
+            start, used = i, 0
+        used += size
+    if inputs:
+        spans.append((start, len(inputs)))
+    return spans
 
 
 @dataclass(slots=True)
@@ -39,25 +65,69 @@ class EmbedOutcome:
 class Gateway:
     """The domain entry points shared by every function: embeddings here, rerank in ``rerank.py``."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, registry: Registry, credentials: CredentialStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        registry: Registry,
+        credentials: CredentialStore,
+        *,
+        policy: RetryPolicy | None = None,
+        breakers: Breakers | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.registry = registry
         self.credentials = credentials
+        self.policy = policy or RetryPolicy(attempts=settings.retry_attempts)
+        self.breakers = breakers or Breakers(settings.breaker_threshold, settings.breaker_cooldown)
 
     async def credentials_for(self, provider: str) -> Credentials | None:
         return await asyncio.to_thread(self.credentials.get, provider)
 
     async def over_chain(self, chain: Sequence[Deployment], attempt: Callable[[Deployment], Awaitable[T]]) -> T:
-        """Try each deployment of a route in order; move on only after a fault that is not the caller's."""
-        for position, deployment in enumerate(chain):
+        """Try each deployment of a route in order; move on only after a fault that is not the caller's.
+
+        A deployment whose circuit is open is skipped without a call; when every deployment is skipped or failed,
+        the last fault (or a 502 saying the circuits are open) is the answer.
+        """
+        failure: EmbedrankError | None = None
+        for deployment in chain:
+            if not self.breakers.allow(deployment.id):
+                continue
             try:
                 return await attempt(deployment)
             except (UpstreamError, ProviderNotConfigured) as exc:
-                last = position == len(chain) - 1
-                if last or not (exc.retryable or isinstance(exc, ProviderNotConfigured)):
+                # The next deployment can help when this one is down or holds bad gateway credentials; not when the
+                # request itself was refused.
+                if not (exc.retryable or isinstance(exc, ProviderNotConfigured) or exc.code == "provider_auth_failed"):
                     raise
-        raise AssertionError("unreachable: an empty chain is rejected by the catalog")
+                failure = exc
+        if failure is not None:
+            raise failure
+        raise UpstreamUnavailable(
+            f"Every deployment of this model failed repeatedly; calls are paused for up to "
+            f"{self.breakers.cooldown:.0f} s before the next probe.",
+            code="circuit_open",
+            retry_after=self.breakers.cooldown,
+        )
+
+    async def call[R](self, deployment: Deployment, work: Callable[[float], Awaitable[R]]) -> R:
+        """One provider call, retried within the request's deadline; its outcome feeds the deployment's circuit.
+
+        ``work`` receives the timeout for this attempt: the provider timeout, or less when the deadline is nearer.
+        """
+        budget = current_budget(self.settings.request_deadline)
+        try:
+            result = await self.policy.run(
+                lambda remaining: work(min(remaining, self.settings.upstream_timeout)), budget.deadline, budget.count
+            )
+        except UpstreamError as exc:
+            if exc.retryable:
+                self.breakers.failure(deployment.id)
+            raise
+        self.breakers.success(deployment.id)
+        return result
 
     async def embed(self, request: EmbeddingRequest, principal: Principal) -> EmbedOutcome:
         chain = self.catalog.resolve(request.model, "embedding")
@@ -86,23 +156,28 @@ class Gateway:
         tokens = None if texts is not None else request.token_arrays
         credentials = await self.credentials_for(deployment.provider)
         adapter = self.registry.get(deployment.provider)
-        size = deployment.max_inputs
         inputs: Sequence[str] | Sequence[list[int]] = texts if texts is not None else tokens or []
         calls = [
             EmbedCall(
                 deployment=deployment,
-                texts=list(texts[i : i + size]) if texts is not None else None,
-                tokens=list(tokens[i : i + size]) if tokens is not None else None,
+                texts=list(texts[i:j]) if texts is not None else None,
+                tokens=list(tokens[i:j]) if tokens is not None else None,
                 input_type=request.input_type,
                 dimensions=width if native else None,
                 encoding=request.encoding_format,
                 credentials=credentials,
                 timeout=self.settings.upstream_timeout,
             )
-            for i in range(0, len(inputs), size)
+            for i, j in batch_spans(inputs, deployment.max_inputs, deployment.max_tokens_per_call)
         ]
         expected = width if native else deployment.dimensions
-        results = await self._bounded([self._checked(adapter.embed(call), call, expected) for call in calls])
+
+        async def embed_batch(call: EmbedCall) -> EmbedResult:
+            return await self.call(
+                deployment, lambda timeout: self._checked(adapter.embed(replace(call, timeout=timeout)), call, expected)
+            )
+
+        results = await self._bounded([embed_batch(call) for call in calls])
         vectors = Vectors.concat([r.vectors for r in results])
         if width != expected:
             vectors = vectors.truncated(width)

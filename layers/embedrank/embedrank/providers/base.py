@@ -8,6 +8,7 @@ provider's body, call ``self.post``, read the answer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
@@ -224,18 +225,26 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-_POOL: dict[str, httpx.AsyncClient] = {}
+_POOL: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
 
 
 def _shared_client() -> httpx.AsyncClient:
-    """One pooled client per container, reused across invocations (connections stay warm)."""
+    """One pooled client per container, reused across invocations so connections stay warm.
+
+    Pooled connections belong to the event loop that opened them; Mangum and uvicorn keep one loop for the life of
+    the process, but a host that starts a new loop (a test client, a second worker thread) gets its own client.
+    """
     import httpx
 
-    client = _POOL.get("client")
-    if client is None or client.is_closed:
-        client = _POOL["client"] = httpx.AsyncClient(
-            timeout=30.0,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60),
-            follow_redirects=False,
+    loop = asyncio.get_running_loop()
+    held = _POOL.get(0)
+    if held is None or held[0] is not loop or held[1].is_closed:
+        held = _POOL[0] = (
+            loop,
+            httpx.AsyncClient(
+                timeout=30.0,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60),
+                follow_redirects=False,
+            ),
         )
-    return client
+    return held[1]
