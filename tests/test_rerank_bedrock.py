@@ -109,7 +109,9 @@ def test_amazon_rerank_bills_one_query_per_100_documents(client: Any, stub: Any)
     ],
 )
 def test_client_errors_are_mapped(client: Any, stub: Any, code: str, status: int, ours: str) -> None:
-    stub.add_client_error("rerank", service_error_code=code, service_message="nope", http_status_code=status)
+    # Faults worth retrying are tried RETRY_ATTEMPTS (3) times; the stub must hold one answer per attempt.
+    for _ in range(1 if ours in ("provider_rejected_request", "provider_auth_failed") else 3):
+        stub.add_client_error("rerank", service_error_code=code, service_message="nope", http_status_code=status)
     r = client.post(
         "/v1/rerank",
         json={"model": "bedrock/amazon.rerank-v1:0", "query": QUERY, "documents": DOCS},

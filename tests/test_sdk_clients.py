@@ -64,3 +64,28 @@ def test_langchain_openai_embeddings(live_server: str) -> None:
     query = embeddings.embed_query("a question")
     assert query == pytest.approx(vector(0, 1024))
     assert SEEN.last()[2]["texts"] == ["a question"]
+
+
+def test_cohere_sdk_rerank(live_server: str) -> None:
+    import cohere
+
+    client = cohere.Client(base_url=live_server, api_key=LIVE_KEY)
+    docs = ["PostgreSQL supports pgvector", "Redis is a cache", "SQLite is embedded"]
+    result = client.rerank(
+        model="route/cohere-rerank-v4.0-pro", query="vector search", documents=docs, top_n=2, return_documents=True
+    )
+    path, _, sent = SEEN.last()
+    assert path == "/v2/rerank" and sent["documents"] == docs and sent["top_n"] == 2
+    assert [r.index for r in result.results] == [0, 1]
+    assert result.results[0].relevance_score > result.results[1].relevance_score
+    assert result.results[0].document is not None and result.results[0].document.text == docs[0]
+    plain = client.rerank(model="cohere/rerank-v3.5", query="q", documents=docs, top_n=3)
+    assert len(plain.results) == 3 and plain.results[0].document is None
+
+
+def test_cohere_v2_sdk_rerank(live_server: str) -> None:
+    import cohere
+
+    client = cohere.ClientV2(base_url=live_server, api_key=LIVE_KEY)
+    result = client.rerank(model="cohere/rerank-v3.5", query="q", documents=["a", "b"], top_n=1)
+    assert [r.index for r in result.results] == [0]

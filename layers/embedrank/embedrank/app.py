@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -22,19 +23,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .accounts import visible_models
 from .auth import Authenticator, Principal
-from .catalog import catalog
+from .catalog import Catalog, catalog
 from .config import Settings, settings
 from .credentials import CredentialStore
 from .errors import EmbedrankError, InvalidRequest
+from .limits import Admission, Limiter
 from .observability import logger
 from .providers import Registry
-from .schemas import EmbeddingRequest, parse_body
+from .reliability import Budget, start_budget
+from .reranking import rerank
+from .schemas import EmbeddingRequest, RerankRequest, parse_body
 from .service import Gateway
 from .stores import Stores, UsageRecord
-from .usage import Meter
+from .usage import Meter, daily_report, report_range
 
 JSON = "application/json"
+# Endpoints about the account itself: rate limited like every request, but not held to the budget (a key over its
+# budget can still see its usage) and without a cost header.
+ACCOUNT_ENDPOINTS = frozenset({"models", "usage"})
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -54,25 +62,50 @@ class Services:
     gateway: Gateway
     auth: Authenticator
     meter: Meter
+    limiter: Limiter
+    stores: Stores
 
     @classmethod
     def build(
-        cls, config: Settings | None = None, *, stores: Stores | None = None, registry: Registry | None = None
+        cls,
+        config: Settings | None = None,
+        *,
+        stores: Stores | None = None,
+        registry: Registry | None = None,
+        models: Catalog | None = None,
     ) -> Services:
         config = config or settings()
         stores = stores or Stores(config)
         gateway = Gateway(
-            config, catalog(), registry or Registry(), CredentialStore(config.provider_secret, config.secret_max_age)
+            config,
+            models or catalog(),
+            registry or Registry(),
+            CredentialStore(config.provider_secret, config.secret_max_age),
         )
         return cls(
-            config, gateway, Authenticator(stores, config.auth_cache_ttl), Meter(stores, config.usage_retention_days)
+            settings=config,
+            gateway=gateway,
+            auth=Authenticator(stores, config.auth_cache_ttl),
+            meter=Meter(stores, config.usage_retention_days, gateway.catalog.model_ids()),
+            limiter=Limiter(stores),
+            stores=stores,
         )
 
 
 class Exchange:
     """One request's lifecycle state: who asked, for what, and what it cost."""
 
-    __slots__ = ("endpoint", "principal", "record", "request", "request_id", "services", "started")
+    __slots__ = (
+        "admission",
+        "budget",
+        "endpoint",
+        "principal",
+        "record",
+        "request",
+        "request_id",
+        "services",
+        "started",
+    )
 
     def __init__(self, services: Services, request: Request, endpoint: str) -> None:
         self.services = services
@@ -82,6 +115,8 @@ class Exchange:
         self.request_id: str = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
         self.started = time.perf_counter()
         self.principal: Principal | None = None
+        self.admission: Admission | None = None
+        self.budget: Budget | None = None
         self.record = UsageRecord(
             request_id=self.request_id,
             key_id="",
@@ -96,24 +131,41 @@ class Exchange:
     async def authenticate(self) -> Principal:
         self.principal = await asyncio.to_thread(self.services.auth.authenticate, self.request.headers)
         self.record.key_id = self.principal.key_id
+        billable = self.endpoint not in ACCOUNT_ENDPOINTS
+        self.admission = await asyncio.to_thread(self.services.limiter.admit, self.principal, billable=billable)
         return self.principal
 
     async def body(self) -> bytes:
         return await self.request.body()
 
     async def run(self, work: Callable[[Exchange], Awaitable[Response]]) -> Response:
+        context = self.request.scope.get("aws.context")
+        remaining = context.get_remaining_time_in_millis() if context is not None else None
+        self.budget = start_budget(self.services.settings.request_deadline, remaining)
         try:
             response = await work(self)
         except EmbedrankError as err:
             response = error_response(err)
-        except Exception:
+        except Exception as exc:
             # A bug: log the type and where, answer a clean 500; the message might quote input, so it is not logged.
-            logger.exception("unhandled error", extra={"request_id": self.request_id})
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            logger.error(
+                "unhandled error",
+                extra={
+                    "request_id": self.request_id,
+                    "error_type": type(exc).__name__,
+                    "where": f"{frame.filename}:{frame.lineno}",
+                },
+            )
             response = error_response(EmbedrankError("The gateway failed unexpectedly; the error has been logged."))
         record = self.record
         record.status = response.status_code
         record.latency_ms = (time.perf_counter() - self.started) * 1000
         response.headers["x-request-id"] = self.request_id
+        if self.admission is not None:
+            response.headers.update(self.admission.headers)
+        if response.status_code < 400 and self.endpoint not in ACCOUNT_ENDPOINTS:
+            response.headers["x-embedrank-cost"] = f"{record.cost:.10f}".rstrip("0").rstrip(".")
         if self.principal is not None:
             record.timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
             await asyncio.to_thread(self.services.meter.record, record)
@@ -158,8 +210,45 @@ async def _embeddings(ex: Exchange) -> Response:
     )
 
 
+async def _rerank(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    request: RerankRequest = parse_body(RerankRequest, await ex.body())
+    ex.record.model = request.model
+    ex.record.input_count = len(request.documents)
+    outcome = await rerank(ex.services.gateway, request, principal)
+    record = ex.record
+    record.provider, record.cost = outcome.deployment.provider, outcome.cost
+    record.tokens, record.search_units = outcome.tokens, outcome.search_units
+    return json_response(
+        {
+            "id": ex.request_id,
+            "object": "list",
+            "results": outcome.items(),
+            "model": request.model,
+            "provider": outcome.deployment.provider,
+            "usage": outcome.usage(),
+        }
+    )
+
+
+async def _models(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    return json_response(visible_models(ex.services.gateway.catalog, principal.plan))
+
+
+async def _usage(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    start, end = report_range(ex.request.query_params)
+    report = await asyncio.to_thread(daily_report, ex.services.stores, principal.key_id, start, end)
+    return json_response(report)
+
+
 ENDPOINTS: dict[str, tuple[tuple[str, ...], str, Callable[[Exchange], Awaitable[Response]]]] = {
     "embeddings": (("/v1/embeddings", "/api/v1/embeddings"), "POST", _embeddings),
+    # /v2/rerank too: the cohere SDK's ClientV2 posts there, the v1 Client to /v1/rerank; both get the same shape.
+    "rerank": (("/v1/rerank", "/api/v1/rerank", "/v2/rerank"), "POST", _rerank),
+    "models": (("/v1/models", "/api/v1/models"), "GET", _models),
+    "usage": (("/v1/usage", "/api/v1/usage"), "GET", _usage),
 }
 
 

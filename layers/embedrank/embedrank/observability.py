@@ -2,8 +2,9 @@
 
 Log lines carry ids, models, numbers and statuses only: never an API key, a provider secret or input text.
 
-The Tracer is built only where tracing is on (in Lambda, with ``Tracing: Active``): Powertools' Tracer imports the
-X-Ray SDK when constructed (~220 ms on the dev machine), which would otherwise be paid by every local run and test.
+The X-Ray SDK Tracer (subsegments for provider and AWS calls) is opt-in: ``EMBEDRANK_XRAY_SDK=1`` in Lambda. It
+imports the X-Ray SDK and botocore when constructed (~250-450 ms on the 2-core dev machine), which alone breaks the
+250 ms cold-import budget (issue 7); ``Tracing: Active`` still records each invocation's segment without it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ metrics = Metrics(namespace="Embedrank", service=SERVICE)
 def tracing_enabled() -> bool:
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true"):
         return False
+    if os.environ.get("EMBEDRANK_XRAY_SDK", "").lower() not in ("1", "true"):
+        return False
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not os.environ.get("AWS_SAM_LOCAL")
 
 
@@ -41,7 +44,12 @@ def tracer() -> Tracer | None:
 
 def lambda_entry[F: Callable[..., Any]](handler: F) -> F:
     """Wrap a Lambda handler in Powertools' Logger, Metrics and (when on) Tracer decorators."""
-    wrapped: Callable[..., Any] = handler
+
+    # A plain function: the Tracer's decorator reads ``__name__``, which a Mangum instance does not have.
+    def lambda_handler(event: Any, context: Any) -> Any:
+        return handler(event, context)
+
+    wrapped: Callable[..., Any] = lambda_handler
     traced = tracer()
     if traced is not None:
         traced.patch(modules=["botocore", "httpx"])

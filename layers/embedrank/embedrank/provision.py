@@ -6,23 +6,19 @@ Used by ``make serve``'s local stack, the admin CLI and the tests; never on a re
 from __future__ import annotations
 
 import os
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import tables
-from .auth import hash_key, new_key
+from . import accounts, tables
+from .accounts import PLANS_SEED
 from .config import Settings
-from .stores import plan_to_item
+from .stores import Stores
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-PLANS_SEED = Path(__file__).resolve().parents[3] / "infra" / "plans.json"
 
 # Provider id -> (API key variable, base URL variable) for local mode; the base URL replaces the same prefix the
 # provider's own SDK uses (see README).
@@ -56,36 +52,18 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:
-    plans: list[dict[str, Any]] = orjson.loads(path.read_bytes())["plans"]
-    return plans
+    return accounts.load_plans(path)
 
 
 def seed_plans(db: DynamoDBClient, config: Settings, path: Path = PLANS_SEED) -> list[str]:
-    plans = load_plans(path)
-    for plan in plans:
-        db.put_item(TableName=config.plans_table, Item=plan_to_item(plan))
-    return [p["name"] for p in plans]
+    return accounts.seed_plans(Stores(config, db), path)
 
 
 def create_key(
     db: DynamoDBClient, config: Settings, *, plan: str, name: str, key: str | None = None, key_id: str | None = None
 ) -> tuple[str, str]:
     """Store a new key (only its hash) and return ``(key_id, key)``; the key is never retrievable again."""
-    key = key or new_key()
-    key_id = key_id or "key_" + secrets.token_hex(8)
-    db.put_item(
-        TableName=config.keys_table,
-        Item={
-            "key_hash": {"S": hash_key(key)},
-            "key_id": {"S": key_id},
-            "name": {"S": name},
-            "plan": {"S": plan},
-            "status": {"S": "active"},
-            "created": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-        },
-        ConditionExpression="attribute_not_exists(key_hash)",
-    )
-    return key_id, key
+    return accounts.create_key(Stores(config, db), plan=plan, name=name, key=key, key_id=key_id)
 
 
 def provider_secret_from_env(env: dict[str, str] | None = None) -> dict[str, dict[str, str]]:

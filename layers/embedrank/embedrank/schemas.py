@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .errors import InvalidRequest
 
 MAX_INPUTS = 2048
+MAX_DOCUMENTS = 1000
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 InputType = Literal["query", "document"]
@@ -94,6 +103,56 @@ class EmbeddingRequest(_Strict):
         return len(self.input)
 
 
+class RerankDocument(_Strict):
+    text: NonEmptyStr
+
+
+class RerankRequest(_Strict):
+    model: NonEmptyStr = Field(description="A rerank model id, e.g. 'cohere/rerank-v3.5', or a 'route/...' alias.")
+    query: NonEmptyStr = Field(description="The search query the documents are scored against.")
+    documents: list[str | RerankDocument] = Field(
+        description="1-1000 documents, each a non-empty string or an object {'text': '...'}."
+    )
+    top_n: int | None = Field(default=None, description="How many results to return, 1..len(documents); default all.")
+    return_documents: bool = Field(default=False, description="Return each result's text as 'document': {'text'}.")
+    max_tokens_per_doc: int | None = Field(
+        default=None, gt=0, description="Truncate each document to this many tokens (models that support it)."
+    )
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _check_documents(cls, value: Any) -> Any:
+        # Checked before the union so the caller gets one clear message instead of one per union branch.
+        if not isinstance(value, list):
+            raise ValueError("documents must be an array of strings or {'text': ...} objects")
+        if not value:
+            raise ValueError("documents must hold at least one item")
+        if len(value) > MAX_DOCUMENTS:
+            raise ValueError(f"documents holds {len(value)} items; the maximum is {MAX_DOCUMENTS}")
+        for i, item in enumerate(value):
+            text = item.get("text") if isinstance(item, dict) and set(item) == {"text"} else item
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"documents[{i}] must be a non-empty string or an object {{'text': '...'}}")
+        return value
+
+    @field_validator("top_n")
+    @classmethod
+    def _check_top_n(cls, value: int | None, info: ValidationInfo) -> int | None:
+        documents = info.data.get("documents")
+        if value is not None and documents is not None and not 1 <= value <= len(documents):
+            raise ValueError(f"top_n must be between 1 and the number of documents ({len(documents)})")
+        return value
+
+    @property
+    def texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents]
+
+    @property
+    def limit(self) -> int:
+        """How many results the caller gets: ``top_n``, or every document."""
+        return self.top_n if self.top_n is not None else len(self.documents)
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -124,6 +183,75 @@ class EmbeddingResponse(BaseModel):
     model: str
     provider: str
     usage: EmbeddingUsage
+
+
+class RerankUsage(BaseModel):
+    search_units: int | None = Field(default=None, description="Set for models billed per search (Cohere, Bedrock).")
+    total_tokens: int | None = Field(default=None, description="Set for models billed per token.")
+    cost: float = Field(description="USD, from the catalog price and the provider-reported units.")
+
+
+class RerankItem(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float
+    document: RerankDocument | None = Field(default=None, description="Only with return_documents: true.")
+
+
+class RerankResponse(BaseModel):
+    id: str
+    object: Literal["list"]
+    results: list[RerankItem] = Field(description="Sorted by relevance_score, highest first; at most top_n.")
+    model: str
+    provider: str
+    usage: RerankUsage
+
+
+class ModelPricing(BaseModel):
+    currency: Literal["USD"] = "USD"
+    per_million_tokens: float | None = None
+    per_1k_searches: float | None = None
+
+
+class ModelEntry(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = Field(description="The provider serving it (for a route: the first of its chain)")
+    type: Literal["embedding", "rerank"]
+    dimensions: int | None = Field(None, description="Default output width (embedding models)")
+    max_inputs: int = Field(description="Inputs per request (documents, for rerank models)")
+    pricing: ModelPricing
+    deployments: list[str] | None = Field(None, description="Routes only: the deployments, in fallback order")
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``: the models the caller's plan allows."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelEntry]
+
+
+class UsageTotals(BaseModel):
+    requests: int
+    errors: int
+    tokens: int
+    search_units: int
+    cost: float = Field(description="USD")
+
+
+class UsageRow(UsageTotals):
+    date: str = Field(description="YYYY-MM-DD (UTC)")
+    model: str = Field(description="A model id, '(none)' for requests without one, '(unknown)' for unknown ids")
+
+
+class UsageReport(BaseModel):
+    """``GET /v1/usage?start=YYYY-MM-DD&end=YYYY-MM-DD``: the caller's own usage by day and model."""
+
+    object: Literal["usage"] = "usage"
+    key_id: str
+    start: str
+    end: str
+    data: list[UsageRow]
+    totals: UsageTotals
 
 
 def parse_body(model: type[_Strict], body: bytes) -> Any:

@@ -3,12 +3,36 @@
 boto3 is imported when the first client is built, not at module import (cold start). Endpoints come from the
 standard per-service settings (``AWS_ENDPOINT_URL_DYNAMODB``), so local mode can point DynamoDB at the embedded
 local AWS without redirecting Bedrock.
+
+The usage table holds everything metered for one key under one partition, ``pk = "key#<key_id>"``; the sort key's
+prefix says what an item is:
+
+    sk                                 what                                          expires
+    req#<iso ts>#<request_id>          one request (UsageRecord)                     USAGE_RETENTION_DAYS
+    day#<YYYY-MM-DD>#<model>           day × model rollup                            never
+    month#<YYYY-MM>#<model>            month × model rollup                          never
+    total#<YYYY-MM>                    month total rollup, ``last_used``             never
+    meter#<YYYY-MM-DD>                 the day's rate counters and spend (limits)    the day after
+
+Rollups carry ``requests``, ``errors``, ``tokens``, ``search_units`` and ``cost_nano_usd``, all maintained with
+atomic ``ADD``. Money is summed as integer nano-dollars (every catalog price is a whole number of them per token or
+search), so millions of additions never drift the way float sums do; it is USD everywhere outside this module.
+
+The meter is what the hot path checks, in one conditional ``UpdateItem``. Its rate counters are attributes named
+after their window, so they never need resetting: ``d`` requests that day, ``h<HH>`` that hour, ``m<HHMM>`` that
+minute, ``t<HHMM>`` tokens that minute; ``cost_nano_usd`` is the day's spend. Each admission removes the previous
+minute's and hour's counters; one that outlives its window (after a gap in traffic) is a few bytes, gone with the
+item the next day.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import Settings
@@ -17,6 +41,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 ALL = "all"
+KEY_PREFIX = "key#"
+COST = "cost_nano_usd"
+NANO = 1_000_000_000
+# DynamoDB answers a write that collides with an in-flight transaction on the same item with a conflict, which
+# botocore does not retry; per-key rollups are hot items, so a few quick retries absorb bursts from one key.
+CONFLICT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +65,7 @@ class Plan:
     allowed_models: frozenset[str] | Literal["all"]
     limits: dict[str, int] = field(default_factory=dict)
     monthly_budget: float | None = None
+    description: str = ""
 
     def allows(self, model: str) -> bool:
         return self.allowed_models == ALL or model in self.allowed_models
@@ -57,6 +88,45 @@ class UsageRecord:
     estimated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup item: a day or a month (``period``) of one model's usage by one key."""
+
+    period: str
+    model: str
+    requests: int
+    errors: int
+    tokens: int
+    search_units: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUpdate:
+    """One admission, as data: which counters to bump, the bounds they must be under, what to clean up."""
+
+    key_id: str
+    day: str  # YYYY-MM-DD: whose meter item
+    expires_at: int  # epoch seconds: when the meter item may go
+    counters: Sequence[str]  # attributes to ADD 1 to
+    bounds: dict[str, float]  # attribute -> admitted only while absent or below this
+    spend_left: float | None = None  # USD: admitted only while the day's spend is below it (None: no budget)
+    allow_unspent: bool = False  # with a budget: also admitted while nothing at all was spent (see limits.py)
+    stale: Sequence[str] = ()  # expired window counters to REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    month: float  # USD spent this month (month total rollup)
+    day: float  # USD of it spent today (the day's meter)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterResult:
+    admitted: bool
+    values: dict[str, float]  # the meter's counters and ``cost`` (USD): after the update, or as they stood if refused
+
+
 _local = threading.local()
 
 
@@ -74,12 +144,49 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 def _n(value: float | int) -> dict[str, str]:
-    return {"N": repr(value) if isinstance(value, float) else str(value)}
+    # Positional notation: "1e-07" is valid DynamoDB, but moto's ADD (the local stack) only parses plain decimals.
+    return {"N": format(Decimal(repr(value)), "f") if isinstance(value, float) else str(value)}
 
 
 def _s(item: dict[str, Any], name: str, default: str = "") -> str:
     value = item.get(name)
     return str(value["S"]) if value else default
+
+
+def _num(item: dict[str, Any], name: str) -> float:
+    value = item.get(name)
+    return float(value["N"]) if value else 0.0
+
+
+def _meter_values(item: dict[str, Any]) -> dict[str, float]:
+    """The meter item's numbers, with the spend as USD under ``cost``."""
+    values = {k: float(v["N"]) for k, v in item.items() if "N" in v}
+    values["cost"] = values.pop(COST, 0.0) / NANO
+    return values
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _conflicted(exc: Exception) -> bool:
+    code = _error_code(exc)
+    if code == "TransactionConflictException":
+        return True
+    reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
+    return code == "TransactionCanceledException" and any(r.get("Code") == "TransactionConflict" for r in reasons)
+
+
+def _retrying[T](call: Callable[[], T]) -> T:
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == CONFLICT_ATTEMPTS - 1 or not _conflicted(exc):
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class Stores:
@@ -93,31 +200,287 @@ class Stores:
     def db(self) -> DynamoDBClient:
         return self._client or dynamodb_client()
 
+    # -- keys -------------------------------------------------------------------------------------------------------
+
     def get_key(self, key_hash: str) -> KeyRecord | None:
         item = self.db.get_item(TableName=self.settings.keys_table, Key={"key_hash": {"S": key_hash}}).get("Item")
-        if not item:
-            return None
-        budget = item.get("monthly_budget")
-        status = _s(item, "status", "revoked")
-        return KeyRecord(
-            key_id=_s(item, "key_id"),
-            name=_s(item, "name"),
-            plan=_s(item, "plan"),
-            status="active" if status == "active" else "revoked",
-            created=_s(item, "created"),
-            monthly_budget=float(budget["N"]) if budget else None,
+        return key_from_item(item) if item else None
+
+    def put_key(self, key_hash: str, record: KeyRecord) -> None:
+        self.db.put_item(
+            TableName=self.settings.keys_table,
+            Item=key_to_item(key_hash, record),
+            ConditionExpression="attribute_not_exists(key_hash)",
         )
+
+    def find_key(self, key_id: str) -> tuple[str, KeyRecord] | None:
+        """``(key_hash, record)`` for a key id, through the ``by-key-id`` index."""
+        items = self.db.query(
+            TableName=self.settings.keys_table,
+            IndexName="by-key-id",
+            KeyConditionExpression="key_id = :id",
+            ExpressionAttributeValues={":id": {"S": key_id}},
+        )["Items"]
+        return (items[0]["key_hash"]["S"], key_from_item(items[0])) if items else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every key (a scan: admin use only, never on a request's path)."""
+        pages = self.db.get_paginator("scan").paginate(TableName=self.settings.keys_table)
+        return [key_from_item(item) for page in pages for item in page["Items"]]
+
+    def update_key(self, key_hash: str, *, status: str | None = None, plan: str | None = None) -> None:
+        values = {k: v for k, v in (("status", status), ("plan", plan)) if v is not None}
+        self.db.update_item(
+            TableName=self.settings.keys_table,
+            Key={"key_hash": {"S": key_hash}},
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+            ConditionExpression="attribute_exists(key_hash)",
+            ExpressionAttributeNames={f"#{k}": k for k in values},
+            ExpressionAttributeValues={f":{k}": {"S": v} for k, v in values.items()},
+        )
+
+    def replace_key_hash(self, old_hash: str, new_hash: str, record: KeyRecord) -> None:
+        """Rotation: the same key record under a new hash, the old hash gone, in one transaction."""
+        self.db.transact_write_items(
+            TransactItems=[
+                {
+                    "Delete": {
+                        "TableName": self.settings.keys_table,
+                        "Key": {"key_hash": {"S": old_hash}},
+                        "ConditionExpression": "key_id = :id",
+                        "ExpressionAttributeValues": {":id": {"S": record.key_id}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.settings.keys_table,
+                        "Item": key_to_item(new_hash, record),
+                        "ConditionExpression": "attribute_not_exists(key_hash)",
+                    }
+                },
+            ]
+        )
+
+    # -- plans ------------------------------------------------------------------------------------------------------
 
     def get_plan(self, name: str) -> Plan | None:
         item = self.db.get_item(TableName=self.settings.plans_table, Key={"name": {"S": name}}).get("Item")
         return plan_from_item(item) if item else None
 
-    def put_usage(self, record: UsageRecord, expires_at: int) -> None:
-        self.db.put_item(
-            TableName=self.settings.usage_table,
-            Item=usage_item(record, expires_at),
-            ConditionExpression="attribute_not_exists(pk)",
+    def put_plan(self, plan: dict[str, Any]) -> None:
+        self.db.put_item(TableName=self.settings.plans_table, Item=plan_to_item(plan))
+
+    def list_plans(self) -> list[Plan]:
+        pages = self.db.get_paginator("scan").paginate(TableName=self.settings.plans_table)
+        return [plan_from_item(item) for page in pages for item in page["Items"]]
+
+    # -- limits: the hot path's one call ----------------------------------------------------------------------------
+
+    def update_meter(self, update: MeterUpdate) -> MeterResult:
+        """Bump the window counters in one conditional ``UpdateItem`` on the month total item; refused (nothing
+        changes) when any bound or the budget is already reached."""
+        values: dict[str, Any] = {":one": _n(1), ":exp": _n(update.expires_at)}
+        names: dict[str, str] = {"#exp": "expires_at"}
+        conditions = []
+        for i, (attribute, bound) in enumerate(update.bounds.items()):
+            values[f":b{i}"] = _n(bound)
+            conditions.append(f"(attribute_not_exists({attribute}) OR {attribute} < :b{i})")
+        if update.spend_left is not None:
+            names["#cost"] = COST
+            branches = []
+            if update.spend_left > 0:
+                values[":left"] = _n(round(update.spend_left * NANO))
+                branches.append("attribute_not_exists(#cost) OR #cost < :left")
+            if update.allow_unspent or not branches:
+                values[":zero"] = _n(0)
+            if update.allow_unspent:
+                branches.append("attribute_not_exists(#cost) OR #cost <= :zero")
+            # No branch: the budget is gone; a condition that cannot hold still returns the counters for headers.
+            conditions.append(f"({' OR '.join(branches)})" if branches else "#cost < :zero")
+        expression = "ADD " + ", ".join(f"{c} :one" for c in update.counters) + " SET #exp = :exp"
+        if update.stale:
+            expression += " REMOVE " + ", ".join(update.stale)
+        params: dict[str, Any] = {
+            "TableName": self.settings.usage_table,
+            "Key": {"pk": {"S": KEY_PREFIX + update.key_id}, "sk": {"S": f"meter#{update.day}"}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if conditions:
+            params["ConditionExpression"] = " AND ".join(conditions)
+        try:
+            answer = _retrying(lambda: self.db.update_item(**params))
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return MeterResult(False, _meter_values(getattr(exc, "response", {}).get("Item") or {}))
+        return MeterResult(True, _meter_values(answer.get("Attributes") or {}))
+
+    def spend(self, key_id: str, day: str) -> Spend:
+        """This month's and today's spend, read together (one ``TransactGetItems``: a consistent snapshot)."""
+        pk = {"S": KEY_PREFIX + key_id}
+        answer = self.db.transact_get_items(
+            TransactItems=[
+                {"Get": {"TableName": self.settings.usage_table, "Key": {"pk": pk, "sk": {"S": f"total#{day[:7]}"}}}},
+                {"Get": {"TableName": self.settings.usage_table, "Key": {"pk": pk, "sk": {"S": f"meter#{day}"}}}},
+            ]
         )
+        month, today = (_num(r.get("Item") or {}, COST) / NANO for r in answer["Responses"])
+        return Spend(month=month, day=today)
+
+    # -- usage ------------------------------------------------------------------------------------------------------
+
+    def write_usage(self, record: UsageRecord, expires_at: int, meter_expires_at: int, rollup_model: str) -> bool:
+        """The one usage write, one ``TransactWriteItems``: the request record, its day and month rollups, the
+        month total, and the day's meter (spend for the budget, tokens for the minute's token counter). Returns
+        False for a replay: the record exists already, so nothing is counted twice."""
+        pk = {"S": KEY_PREFIX + record.key_id}
+        ts = record.timestamp
+        day, month, minute = ts[:10], ts[:7], "t" + ts[11:13] + ts[14:16]
+        amounts = {
+            "requests": 1,
+            "errors": int(record.status >= 400),
+            "tokens": record.tokens,
+            "search_units": record.search_units,
+            COST: round(record.cost * NANO),
+        }
+        adds = ", ".join(f"#{k} :{k}" for k in amounts)
+        values = {f":{k}": _n(v) for k, v in amounts.items()}
+        names = {f"#{k}": k for k in amounts}
+
+        def rollup(sk: str, period: str) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": self.settings.usage_table,
+                    "Key": {"pk": pk, "sk": {"S": sk}},
+                    "UpdateExpression": f"ADD {adds} SET #period = :period, #model = :model",
+                    "ExpressionAttributeNames": {**names, "#period": "period", "#model": "model"},
+                    "ExpressionAttributeValues": {**values, ":period": {"S": period}, ":model": {"S": rollup_model}},
+                }
+            }
+
+        meter_adds = f"#{COST} :{COST}" + (f", {minute} :tokens" if record.tokens else "")
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.settings.usage_table,
+                    "Item": usage_item(record, expires_at),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            rollup(f"day#{day}#{rollup_model}", day),
+            rollup(f"month#{month}#{rollup_model}", month),
+            {
+                "Update": {
+                    "TableName": self.settings.usage_table,
+                    "Key": {"pk": pk, "sk": {"S": f"total#{month}"}},
+                    "UpdateExpression": f"ADD {adds} SET #period = :period, #last = :ts",
+                    "ExpressionAttributeNames": {**names, "#period": "period", "#last": "last_used"},
+                    "ExpressionAttributeValues": {**values, ":period": {"S": month}, ":ts": {"S": ts}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.settings.usage_table,
+                    "Key": {"pk": pk, "sk": {"S": f"meter#{day}"}},
+                    "UpdateExpression": f"ADD {meter_adds} SET #exp = if_not_exists(#exp, :exp)",
+                    "ExpressionAttributeNames": {f"#{COST}": COST, "#exp": "expires_at"},
+                    "ExpressionAttributeValues": {
+                        f":{COST}": values[f":{COST}"],
+                        ":exp": _n(meter_expires_at),
+                        **({":tokens": values[":tokens"]} if record.tokens else {}),
+                    },
+                }
+            },
+        ]
+        try:
+            _retrying(lambda: self.db.transact_write_items(TransactItems=items))
+        except Exception as exc:
+            reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def day_rollups(self, key_id: str, start: str, end: str) -> list[Rollup]:
+        """Day × model rollups for ``start``..``end`` (YYYY-MM-DD, inclusive): one Query, paged."""
+        # '$' sorts right after '#', so "day#<end>$" is above every "day#<end>#<model>" and below the next day.
+        return list(self._rollups(key_id, "sk BETWEEN :a AND :b", {":a": f"day#{start}", ":b": f"day#{end}$"}))
+
+    def month_rollups(self, key_id: str, month: str) -> list[Rollup]:
+        return list(self._rollups(key_id, "begins_with(sk, :p)", {":p": f"month#{month}#"}))
+
+    def last_used(self, key_id: str) -> str | None:
+        """The newest request's timestamp, from the newest month total item."""
+        items = self.db.query(
+            TableName=self.settings.usage_table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":pk": {"S": KEY_PREFIX + key_id}, ":p": {"S": "total#"}},
+            ScanIndexForward=False,
+            Limit=1,
+        )["Items"]
+        return _s(items[0], "last_used") or None if items else None
+
+    def usage_records(self, key_id: str, start: str, end: str) -> list[UsageRecord]:
+        """Raw per-request records between two ISO timestamps (admin and tests; the API reads rollups)."""
+        pages = self.db.get_paginator("query").paginate(
+            TableName=self.settings.usage_table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues={
+                ":pk": {"S": KEY_PREFIX + key_id},
+                ":a": {"S": f"req#{start}"},
+                ":b": {"S": f"req#{end}$"},
+            },
+        )
+        return [usage_from_item(item) for page in pages for item in page["Items"]]
+
+    def _rollups(self, key_id: str, condition: str, values: dict[str, str]) -> Iterator[Rollup]:
+        pages = self.db.get_paginator("query").paginate(
+            TableName=self.settings.usage_table,
+            KeyConditionExpression=f"pk = :pk AND {condition}",
+            ExpressionAttributeValues={":pk": {"S": KEY_PREFIX + key_id}, **{k: {"S": v} for k, v in values.items()}},
+        )
+        for page in pages:
+            for item in page["Items"]:
+                yield Rollup(
+                    period=_s(item, "period"),
+                    model=_s(item, "model"),
+                    requests=int(_num(item, "requests")),
+                    errors=int(_num(item, "errors")),
+                    tokens=int(_num(item, "tokens")),
+                    search_units=int(_num(item, "search_units")),
+                    cost=_num(item, COST) / NANO,
+                )
+
+
+def key_from_item(item: dict[str, Any]) -> KeyRecord:
+    budget = item.get("monthly_budget")
+    status = _s(item, "status", "revoked")
+    return KeyRecord(
+        key_id=_s(item, "key_id"),
+        name=_s(item, "name"),
+        plan=_s(item, "plan"),
+        status="active" if status == "active" else "revoked",
+        created=_s(item, "created"),
+        monthly_budget=float(budget["N"]) if budget else None,
+    )
+
+
+def key_to_item(key_hash: str, record: KeyRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "key_hash": {"S": key_hash},
+        "key_id": {"S": record.key_id},
+        "name": {"S": record.name},
+        "plan": {"S": record.plan},
+        "status": {"S": record.status},
+        "created": {"S": record.created},
+    }
+    if record.monthly_budget is not None:
+        item["monthly_budget"] = _n(float(record.monthly_budget))
+    return item
 
 
 def plan_from_item(item: dict[str, Any]) -> Plan:
@@ -132,6 +495,7 @@ def plan_from_item(item: dict[str, Any]) -> Plan:
         allowed_models=models,
         limits=limits,
         monthly_budget=float(budget["N"]) if budget else None,
+        description=_s(item, "description"),
     )
 
 
@@ -152,7 +516,7 @@ def plan_to_item(plan: dict[str, Any]) -> dict[str, Any]:
 
 def usage_item(record: UsageRecord, expires_at: int) -> dict[str, Any]:
     return {
-        "pk": {"S": f"key#{record.key_id}"},
+        "pk": {"S": KEY_PREFIX + record.key_id},
         "sk": {"S": f"req#{record.timestamp}#{record.request_id}"},
         "request_id": {"S": record.request_id},
         "key_id": {"S": record.key_id},
@@ -169,3 +533,21 @@ def usage_item(record: UsageRecord, expires_at: int) -> dict[str, Any]:
         "estimated": {"BOOL": record.estimated},
         "expires_at": _n(expires_at),
     }
+
+
+def usage_from_item(item: dict[str, Any]) -> UsageRecord:
+    return UsageRecord(
+        request_id=_s(item, "request_id"),
+        key_id=_s(item, "key_id"),
+        timestamp=_s(item, "ts"),
+        endpoint=_s(item, "endpoint"),
+        model=_s(item, "model"),
+        provider=_s(item, "provider"),
+        status=int(_num(item, "status")),
+        latency_ms=_num(item, "latency_ms"),
+        input_count=int(_num(item, "input_count")),
+        tokens=int(_num(item, "tokens")),
+        search_units=int(_num(item, "search_units")),
+        cost=_num(item, "cost"),
+        estimated=bool(item.get("estimated", {}).get("BOOL", False)),
+    )

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
 MODULES: dict[str, str] = {
     "openai": "openai",
     "cohere": "cohere",
+    "voyage": "voyage",
+    "jina": "jina",
+    "google": "google",
+    "mistral": "mistral",
+    "bedrock": "bedrock",
+    "selfhosted": "selfhosted",
+    "infinity": "infinity",
+    "tei": "tei",
+    # Bedrock reranks through bedrock-agent-runtime; reranking.adapter_key picks this module for bedrock rerank models.
+    "bedrock_rerank": "bedrock_rerank",
 }
 
 

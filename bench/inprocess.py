@@ -1,0 +1,352 @@
+"""Mode (b): the Lambda handlers invoked in-process with API Gateway v2 events, the stores on moto (in-process).
+
+Run as ``python -m bench.inprocess --fake-port N --out result.json`` (a child process: moto's patching, the
+module-level app and the event loop Mangum keeps stay out of the orchestrator).
+
+"Excluding AWS calls": every boto3 API call is timed by wrapping ``BaseClient._make_api_call`` and that time is
+subtracted from the handler's, so what remains is the in-process work only (routing, parsing, the upstream call
+through httpx, vector conversion, serialization, logging, thread hops). The same wrapper counts the calls per
+request in steady state, by operation. The direct baseline is the same upstream request sent with the bench client
+from the same event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from .client import ROOT, Connection, percentile
+from .scenarios import DEV_KEY, Scenario, all_latency, fanout
+
+HANDLERS = {
+    "embeddings": ROOT / "functions" / "embeddings" / "embeddings_handler.py",
+    "rerank": ROOT / "functions" / "rerank" / "rerank_handler.py",
+}
+FAKE_KEY = "sk-bench-fake"
+# Key and plan reads: cached for AUTH_CACHE_SECONDS, so they recur once per TTL, not per request.
+AUTH_TABLES = ("-keys)", "-plans)")
+
+
+class AwsMeter:
+    """Counts and times every boto3 API call (all clients, all threads)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.seconds = 0.0
+
+    def install(self) -> None:
+        from botocore.client import BaseClient
+
+        original: Callable[..., Any] = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private, not in the stubs
+        meter = self
+
+        def timed_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return original(client, operation, params)
+            finally:
+                meter.seconds += time.perf_counter() - t0
+                table = params.get("TableName")
+                name = f"{client.meta.service_model.service_name}.{operation}"
+                meter.calls[f"{name}({table})" if isinstance(table, str) else name] += 1
+
+        setattr(BaseClient, "_make_api_call", timed_call)  # noqa: B010
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.seconds = 0.0
+
+
+class Context:
+    """The bits of a Lambda context object that Powertools reads."""
+
+    function_name = "embedrank-bench"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:embedrank-bench"
+    memory_limit_in_mb = 1024
+    log_group_name = "/aws/lambda/embedrank-bench"
+    log_stream_name = "bench"
+
+    def __init__(self) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def event(path: str, body: bytes, key: str = DEV_KEY) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, the shape of ``tests/events/*.json``."""
+    request_id = uuid.uuid4().hex
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "accept": "application/json",
+            "content-length": str(len(body)),
+            "content-type": "application/json",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "embedrank-bench",
+            "x-api-key": key,
+            "x-forwarded-for": "127.0.0.1",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "embedrank-bench",
+            },
+            "requestId": request_id,
+            "routeKey": f"POST {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def provider_secret(fake_port: int, cohere_prefix: str = "") -> dict[str, dict[str, str]]:
+    base = f"http://127.0.0.1:{fake_port}"
+    return {
+        "openai": {"api_key": FAKE_KEY, "base_url": f"{base}/v1"},
+        "cohere": {"api_key": FAKE_KEY, "base_url": f"{base}{cohere_prefix}"},
+    }
+
+
+@contextmanager
+def local_aws(fake_port: int) -> Iterator[None]:
+    """moto in-process: tables, plans, the bench key and the provider secret."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        os.environ.pop(var, None)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        POWERTOOLS_SERVICE_NAME="embedrank",
+        POWERTOOLS_METRICS_NAMESPACE="Embedrank",
+    )
+    import boto3
+    from moto import mock_aws
+
+    from embedrank.config import Settings
+    from embedrank.provision import create_key, create_tables, put_provider_secret, seed_plans
+
+    with mock_aws():
+        config = Settings.from_env()
+        db = boto3.client("dynamodb")
+        create_tables(db, config)
+        seed_plans(db, config)
+        create_key(db, config, plan="ultra", name="bench", key=DEV_KEY)
+        put_provider_secret(boto3.client("secretsmanager"), config.provider_secret, provider_secret(fake_port))
+        yield
+
+
+def set_cohere_prefix(fake_port: int, prefix: str) -> None:
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    from embedrank.config import settings
+    from embedrank.provision import put_provider_secret
+
+    secret = provider_secret(fake_port, prefix)
+    put_provider_secret(boto3.client("secretsmanager"), settings().provider_secret, secret)
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+class Bench:
+    def __init__(self, fake_port: int, meter: AwsMeter) -> None:
+        self.fake_port = fake_port
+        self.meter = meter
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)  # Mangum runs every invocation on the thread's current loop
+        self.direct = Connection("127.0.0.1", fake_port)
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
+
+    def handler(self, name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        if name not in self.handlers:
+            self.handlers[name] = load_module(f"{name}_handler", HANDLERS[name]).handler
+        return self.handlers[name]
+
+    def call_direct(self, path: str, body: bytes) -> tuple[int, bytes]:
+        return self.loop.run_until_complete(self.direct.post(path, body, {"authorization": f"Bearer {FAKE_KEY}"}))
+
+    def invoke(self, name: str, scenario: Scenario, body: bytes) -> tuple[float, float, dict[str, Any]]:
+        """One handler invocation: (seconds total, seconds inside AWS calls, the response)."""
+        handler = self.handler(name)
+        ev = event(scenario.gateway_path, body)
+        ctx = Context()
+        aws_before = self.meter.seconds
+        t0 = time.perf_counter()
+        response = handler(ev, ctx)
+        elapsed = time.perf_counter() - t0
+        return elapsed, self.meter.seconds - aws_before, response
+
+    def latency(
+        self, name: str, scenario: Scenario, requests: int, warmup: int, max_seconds: float = 25.0
+    ) -> dict[str, Any]:
+        gw_body, direct_body = scenario.gateway_bytes, scenario.direct_bytes
+        direct_path = scenario.direct_path
+        for _ in range(warmup):
+            self.call_direct(direct_path, direct_body)
+            _, _, response = self.invoke(name, scenario, gw_body)
+            if response.get("statusCode") != 200:
+                raise RuntimeError(f"{scenario.name}: the handler answered {str(response)[:300]}")
+        self.meter.reset()
+        gateway: list[float] = []
+        gateway_in_process: list[float] = []
+        direct: list[float] = []
+        errors = 0
+        started = time.perf_counter()
+        for _ in range(requests):
+            if time.perf_counter() - started > max_seconds:
+                break  # a pathologically slow build: report what was measured (``requests`` says how many)
+            t0 = time.perf_counter()
+            status, _ = self.call_direct(direct_path, direct_body)
+            direct.append(time.perf_counter() - t0)
+            elapsed, aws, response = self.invoke(name, scenario, gw_body)
+            gateway.append(elapsed)
+            gateway_in_process.append(elapsed - aws)
+            errors += (status != 200) + (response.get("statusCode") != 200)
+        calls = dict(self.meter.calls)
+        done = len(gateway)
+        refresh = sum(v for k, v in calls.items() if k.startswith("dynamodb.GetItem(") and k.endswith(AUTH_TABLES))
+        return {
+            "scenario": scenario.name,
+            "requests": done,
+            "errors": errors,
+            "direct": summary(direct),
+            "gateway": summary(gateway),
+            "gateway_excl_aws": summary(gateway_in_process),
+            "added_excl_aws": {
+                "p50_ms": ms(percentile(gateway_in_process, 50) - percentile(direct, 50)),
+                "p99_ms": ms(percentile(gateway_in_process, 99) - percentile(direct, 99)),
+            },
+            "added_incl_moto": {
+                "p50_ms": ms(percentile(gateway, 50) - percentile(direct, 50)),
+                "p99_ms": ms(percentile(gateway, 99) - percentile(direct, 99)),
+            },
+            "aws_calls_per_request": round((sum(calls.values()) - refresh) / done, 3),
+            "aws_auth_cache_refresh_per_request": round(refresh / done, 3),
+            "aws_calls_by_operation": {k: round(v / done, 3) for k, v in sorted(calls.items())},
+        }
+
+    def fanout(self, runs: int, delay_ms: float, count: int) -> dict[str, Any]:
+        from embedrank.catalog import catalog
+
+        scenario = fanout(count)
+        prefix = f"/delay/{delay_ms:g}"
+        set_cohere_prefix(self.fake_port, prefix)
+        per_call = catalog().resolve(scenario.gateway_body["model"], "embedding")[0].max_inputs
+        body = scenario.gateway_bytes
+        walls: list[float] = []
+        for i in range(runs + 1):  # the first run warms the connection pool
+            elapsed, aws, response = self.invoke("embeddings", scenario, body)
+            if response.get("statusCode") != 200:
+                raise RuntimeError(f"fan-out: the handler answered {str(response)[:300]}")
+            if i == 0:
+                items = len(orjson.loads(response["body"])["data"])
+                if items != count:
+                    raise RuntimeError(f"fan-out: {items} embeddings for {count} inputs")
+            else:
+                walls.append(elapsed - aws)
+        inputs: list[str] = scenario.direct_body["texts"]
+        chunks = [
+            orjson.dumps({**scenario.direct_body, "texts": inputs[i : i + per_call]}) for i in range(0, count, per_call)
+        ]
+        sequential: list[float] = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            for chunk in chunks:
+                status, _ = self.call_direct(f"{prefix}{scenario.direct_path}", chunk)
+                if status != 200:
+                    raise RuntimeError(f"fan-out direct call answered {status}")
+            sequential.append(time.perf_counter() - t0)
+        set_cohere_prefix(self.fake_port, "")
+        gateway_s, sequential_s = sorted(walls)[len(walls) // 2], sorted(sequential)[len(sequential) // 2]
+        return {
+            "inputs": count,
+            "per_call": per_call,
+            "upstream_calls": len(chunks),
+            "delay_ms": delay_ms,
+            "runs": runs,
+            "gateway_ms": ms(gateway_s),  # excluding time inside boto3 calls (moto), like the latency figures
+            "sequential_ms": ms(sequential_s),
+            "speedup": round(sequential_s / gateway_s, 2),
+        }
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": ms(percentile(values, 50)), "p99_ms": ms(percentile(values, 99))}
+
+
+def run(
+    fake_port: int, requests: int, warmup: int, with_rerank: bool, fanout_runs: int, fanout_inputs: int
+) -> dict[str, Any]:
+    meter = AwsMeter()
+    with local_aws(fake_port):
+        meter.install()
+        bench = Bench(fake_port, meter)
+        results = []
+        for scenario in all_latency(with_rerank):
+            name = "rerank" if scenario.gateway_path.endswith("rerank") else "embeddings"
+            results.append(bench.latency(name, scenario, requests, warmup))
+        out: dict[str, Any] = {"latency": results}
+        if fanout_runs > 0:
+            out["fanout"] = bench.fanout(fanout_runs, 50.0, fanout_inputs)
+        return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fake-port", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--rerank", action="store_true")
+    parser.add_argument("--fanout-runs", type=int, default=3)
+    parser.add_argument("--fanout-inputs", type=int, default=2048)
+    args = parser.parse_args(argv)
+    result = run(args.fake_port, args.requests, args.warmup, args.rerank, args.fanout_runs, args.fanout_inputs)
+    Path(args.out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""``make bench``: every figure of issue 7 in one run, JSON on stdout, PASS/FAIL per budget on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import coldstart, report, server
+from .client import ROOT, fake_upstream, python_env
+from .scenarios import all_latency
+
+OUT = ROOT / "bench" / "out"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much work each part does; ``smoke`` keeps everything to a few seconds (no budgets are meaningful)."""
+
+    server_c1: int = 200
+    server_c16: int = 480
+    inprocess: int = 300
+    warmup: int = 32
+    import_runs: int = 10
+    fanout_runs: int = 3
+    fanout_inputs: int = 2048
+    layer: bool = True
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(
+            server_c1=5,
+            server_c16=16,
+            inprocess=5,
+            warmup=2,
+            import_runs=1,
+            fanout_runs=1,
+            fanout_inputs=200,
+            layer=False,
+        )
+
+
+def rerank_available() -> tuple[bool, bool]:
+    """(the app routes POST /v1/rerank, functions/rerank/rerank_handler.py exists), read from a child interpreter."""
+    code = "from embedrank.app import ENDPOINTS; print('rerank' in ENDPOINTS)"
+    out = subprocess.run([sys.executable, "-c", code], env=python_env(), cwd=ROOT, capture_output=True, text=True)
+    routed = out.returncode == 0 and out.stdout.strip() == "True"
+    return routed, (ROOT / "functions" / "rerank" / "rerank_handler.py").exists()
+
+
+def run_inprocess(fake_port: int, sizes: Sizes, with_rerank: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "inprocess.json"
+        cmd = [
+            sys.executable, "-m", "bench.inprocess", "--fake-port", str(fake_port), "--out", str(out),
+            "--requests", str(sizes.inprocess), "--warmup", str(sizes.warmup),
+            "--fanout-runs", str(sizes.fanout_runs), "--fanout-inputs", str(sizes.fanout_inputs),
+        ]  # fmt: skip
+        if with_rerank:
+            cmd.append("--rerank")
+        # The handlers log one JSON line per request to stdout, as in Lambda; that is part of the cost, not output.
+        subprocess.run(cmd, env=python_env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        result: dict[str, Any] = orjson.loads(out.read_bytes())
+        return result
+
+
+async def run_server(server_port: int, fake_port: int, sizes: Sizes, with_rerank: bool) -> list[dict[str, Any]]:
+    return [
+        await server.measure(server_port, fake_port, s, sizes.server_c1, sizes.server_c16, sizes.warmup)
+        for s in all_latency(with_rerank)
+    ]
+
+
+def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    routed, handler = rerank_available()
+    result: dict[str, Any] = {"machine": report.machine(), "not_measured": []}
+    if not routed:
+        result["not_measured"].append("rerank: POST /v1/rerank is not routed by embedrank.app yet")
+    with fake_upstream() as fake_port:
+        if "server" in parts:
+            log("server mode (make serve: uvicorn + moto server) ...")
+            with server.local_server(fake_port) as port:
+                result["server"] = asyncio.run(run_server(port, fake_port, sizes, routed))
+        if "inprocess" in parts:
+            with_rerank = routed and handler
+            if routed and not handler:
+                result["not_measured"].append("rerank in-process: functions/rerank/rerank_handler.py does not exist")
+            log("in-process Lambda handler, AWS call counts, fan-out ...")
+            result["inprocess"] = run_inprocess(fake_port, sizes, with_rerank)
+    if "cold" in parts:
+        log("cold imports ...")
+        imports = {
+            name: {
+                "lambda": coldstart.import_time(path, sizes.import_runs),
+                "xray_sdk": coldstart.import_time(path, max(1, sizes.import_runs // 2), xray_sdk=True),
+            }
+            for name, path in coldstart.handler_modules().items()
+        }
+        result["cold_start"] = {"imports": imports}
+        if sizes.layer:
+            log("layer build (pip, manylinux2014_aarch64, cp312) ...")
+            result["cold_start"]["layer"] = coldstart.layer_size()
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny request counts, no layer build, no README update")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    parser.add_argument(
+        "--only", default="server,inprocess,cold", help="comma-separated parts: server, inprocess, cold"
+    )
+    args = parser.parse_args(argv)
+    sizes = Sizes.smoke() if args.smoke else Sizes()
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    result = run(sizes, parts)
+    lines = report.lines(result)
+    result["budgets"] = [
+        {"figure": ln.figure, "measured": ln.measured, "budget": ln.budget, "result": ln.verdict} for ln in lines
+    ]
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    width = max((len(ln.figure) for ln in lines), default=0)
+    for ln in lines:
+        log(f"{ln.verdict:4}  {ln.figure:<{width}}  {ln.measured}  (budget {ln.budget})")
+    if not args.smoke:
+        OUT.mkdir(exist_ok=True)
+        (OUT / "latest.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        if not args.no_readme and parts == {"server", "inprocess", "cold"}:
+            report.update_readme(result)
+            log(f"README.md performance table updated; JSON also in {OUT / 'latest.json'}")
+    return 1 if any(ln.ok is False for ln in lines) and not args.smoke else 0

@@ -1,0 +1,64 @@
+"""The benchmark's helpers on tiny inputs, so that ``bench/`` does not rot. No timing is asserted here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import report, scenarios  # noqa: E402
+from bench.client import Target, fake_upstream, load, paired, percentile  # noqa: E402
+from bench.fake import Answers  # noqa: E402
+
+
+def test_fake_answers_have_the_requested_shape() -> None:
+    answers = Answers()
+    for encoding in ("float", "base64"):
+        raw = answers.route("/v1/embeddings", scenarios.embeddings(encoding, 3).direct_bytes)
+        body = orjson.loads(raw.split(b"\r\n\r\n", 1)[1])
+        assert len(body["data"]) == 3
+        first = body["data"][0]["embedding"]
+        assert len(first) == 1536 if encoding == "float" else isinstance(first, str)
+    raw = answers.route("/v2/rerank", scenarios.rerank(7).direct_bytes)
+    assert len(orjson.loads(raw.split(b"\r\n\r\n", 1)[1])["results"]) == 7
+    raw = answers.route("/v2/embed", scenarios.fanout(5).direct_bytes)
+    assert len(orjson.loads(raw.split(b"\r\n\r\n", 1)[1])["embeddings"]["float"]) == 5
+
+
+def test_client_against_the_fake() -> None:
+    scenario = scenarios.embeddings("base64", 2)
+    with fake_upstream() as port:
+        target = Target(port, scenario.direct_path, scenario.direct_bytes)
+        run = asyncio.run(load(target, requests=6, concurrency=2, warmup=2))
+        gateway, direct = asyncio.run(paired(target, target, requests=3, warmup=1))
+    assert len(run.latencies) == 6 and run.errors == 0 and run.throughput > 0
+    assert len(gateway.latencies) == len(direct.latencies) == 3
+
+
+def test_percentile_and_report_lines() -> None:
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(100)], 99) == 98.0
+    row = {"p50_ms": 0.5, "p99_ms": 2.0}
+    result = {
+        "machine": report.machine(),
+        "seconds": 1.0,
+        "inprocess": {
+            "latency": [
+                {
+                    "scenario": "embeddings 16x1536 base64",
+                    "added_excl_aws": row,
+                    "aws_calls_per_request": 2.0,
+                    "aws_calls_by_operation": {"dynamodb.PutItem": 1.0, "dynamodb.UpdateItem": 1.0},
+                }
+            ]
+        },
+        "not_measured": ["rerank"],
+    }
+    lines = report.lines(result)
+    assert [ln.verdict for ln in lines] == ["PASS", "PASS", "PASS", "—"]
+    assert "| figure | measured | budget | result |" in report.table(result)
