@@ -7,11 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -122,20 +123,27 @@ def local_env(provider_url: str | None, **extra: str) -> dict[str, str]:
     return env
 
 
+# The server's output goes to files, never to pipes: nobody reads a pipe while tests run, and once its buffer (64 KB,
+# a few hundred request log lines) is full the server blocks on its next log line and stops answering.
+_OUTPUT: dict[int, IO[str]] = {}
+
+
 def start_local_server(env: dict[str, str], timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
+    err = tempfile.TemporaryFile("w+")  # noqa: SIM115 - outlives this function; stop() closes it
     proc = subprocess.Popen(
         [sys.executable, "-m", "embedrank.local"],
         cwd=ROOT,
         env=env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
     )
+    _OUTPUT[proc.pid] = err
     base = f"http://{env['HOST']}:{env['PORT']}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the local server exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"the local server exited: {_read(proc)}")
         try:
             httpx.get(f"{base}/", timeout=1)
             return proc, base
@@ -145,7 +153,15 @@ def start_local_server(env: dict[str, str], timeout: float = 60) -> tuple[subpro
     raise AssertionError(f"the local server did not come up within {timeout:.0f} s")
 
 
+def _read(proc: subprocess.Popen[str]) -> str:
+    err = _OUTPUT.pop(proc.pid)
+    err.seek(0)
+    text = err.read()
+    err.close()
+    return text
+
+
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(2)  # SIGINT, as Ctrl-C
-    _, err = proc.communicate(timeout=30)
-    return proc.returncode, err
+    proc.wait(timeout=30)
+    return proc.returncode, _read(proc)

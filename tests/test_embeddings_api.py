@@ -37,12 +37,13 @@ def test_openai_float_request_and_response(client: Any, upstream: FakeUpstream, 
     assert str(sent.url) == "https://api.openai.com/v1/embeddings"
     assert sent.headers["authorization"] == "Bearer sk-openai-secret-123"
     body = upstream.json()
-    assert body == {"model": "text-embedding-3-small", "input": ["hello", "world"], "encoding_format": "base64"}
+    # The caller's encoding is asked for, so the floats pass through as the provider's own text.
+    assert body == {"model": "text-embedding-3-small", "input": ["hello", "world"], "encoding_format": "float"}
     validate("openai-embeddings-request.json", body)
     out = r.json()
     assert out["object"] == "list" and out["model"] == "openai/text-embedding-3-small" and out["provider"] == "openai"
     assert [d["index"] for d in out["data"]] == [0, 1]
-    assert out["data"][1]["embedding"] == vector(1, 1536)  # reordered by index, decoded from base64
+    assert out["data"][1]["embedding"] == vector(1, 1536)  # reordered by index
     assert out["usage"] == {"prompt_tokens": 6, "total_tokens": 6, "cost": pytest.approx(6 * 0.02 / 1e6)}
     assert r.headers["x-request-id"]
     [record] = usage_records(settings)
@@ -298,6 +299,7 @@ def test_unconfigured_provider_is_503(client: Any, services: Any) -> None:
         SecretId=services.settings.provider_secret, SecretString=json.dumps({})
     )
     parameters.clear_caches()
+    services.gateway.credentials.clear()  # the gateway's parsed copy too
     r = post(client, {"model": "openai/text-embedding-3-small", "input": "x"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "provider_not_configured"
 

@@ -1,7 +1,7 @@
 """Fault injection: a scripted upstream on loopback (a real HTTP server), the app with its real httpx transport.
 
 Each case asserts the status, the body, how many upstream attempts were made, and that exactly one usage record
-exists for the request.
+exists for the request (or, when DynamoDB refuses the usage write, exactly one replay log line).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from conftest import auth, usage_records
 from embedrank.catalog import load_catalog
 from embedrank.config import Settings
 from fakes import b64, vector
+from usage_faults import FaultyUsageWrites, captured_logs, replay_lines, throttled
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -119,7 +120,8 @@ def upstream_url(script: Script) -> Iterator[str]:
     server.shutdown()
 
 
-def make_client(upstream_url: str, **env: str) -> Any:
+def make_client(upstream_url: str, dynamodb: Any = None, **env: str) -> Any:
+    """The app against the scripted upstream; ``dynamodb``: a client for its stores (e.g. one that fails writes)."""
     from starlette.testclient import TestClient
 
     from embedrank.app import Services, create_app
@@ -142,8 +144,10 @@ def make_client(upstream_url: str, **env: str) -> Any:
     }
     raw["routes"]["route/small"] = ["openai/text-embedding-3-small", "selfhosted/text-embedding-3-small"]
     from embedrank.catalog import Catalog
+    from embedrank.stores import Stores
 
-    services = Services.build(config, models=Catalog.model_validate(raw))
+    stores = Stores(config, client=dynamodb) if dynamodb is not None else None
+    services = Services.build(config, stores=stores, models=Catalog.model_validate(raw))
     return TestClient(create_app(services=services), raise_server_exceptions=False)
 
 
@@ -286,3 +290,16 @@ def test_2048_inputs_split_for_a_96_per_call_provider(
     assert all(decode_b64(d["embedding"]) == vector(i, 256) for i, d in enumerate(data))
     assert r.json()["usage"]["prompt_tokens"] == 2048
     assert one_record(settings, 200)["input_count"]["N"] == "2048"
+
+
+def test_usage_write_throttled(aws: None, settings: Settings, script: Script, upstream_url: str) -> None:
+    script.steps = [ok_openai()]
+    writes = FaultyUsageWrites(boto3.client("dynamodb"), always=throttled())
+    with captured_logs() as logs:
+        r = embed(make_client(upstream_url, dynamodb=writes))
+    assert r.status_code == 200, r.text
+    assert len(r.json()["data"]) == 2 and r.json()["usage"]["prompt_tokens"] == 10
+    assert len(script.bodies) == 1
+    assert usage_records(settings) == []
+    [line] = replay_lines(logs.getvalue())
+    assert line["record"]["request_id"] == r.headers["x-request-id"] and line["record"]["tokens"] == 10

@@ -111,8 +111,15 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 def test_logs_never_hold_keys_secrets_or_input(
-    handler: Any, upstream: FakeUpstream, log_stream: io.StringIO, capfd: pytest.CaptureFixture[str]
+    handler: Any,
+    upstream: FakeUpstream,
+    log_stream: io.StringIO,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from embedrank import observability
+
+    monkeypatch.setattr(observability, "EMIT_METRICS", True)  # as in Lambda: the EMF documents are checked too
     secret_input = "confidential-merger-plan-text"
     calls = {"n": 0}
 
@@ -135,8 +142,25 @@ def test_logs_never_hold_keys_secrets_or_input(
     out = capfd.readouterr()
     logs = log_stream.getvalue() + out.out + out.err
     lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
-    assert any(line.get("message") == "request" and line.get("status") == 200 for line in lines)
-    assert any(line.get("status") == 502 for line in lines)
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert [r["status"] for r in requests] == [200, 502, 400]  # one line per request
+    ok, failed, bad = requests
+    # The request id is also the correlation id (API Gateway's, from the event), with the key's id, never the key.
+    assert ok["request_id"] == ok["correlation_id"] == "evt-embeddings-ok" and ok["key_id"] == "key_dev"
+    assert (ok["model"], ok["provider"], ok["tokens"], ok["upstream_attempts"]) == (
+        "openai/text-embedding-3-small",
+        "openai",
+        3,
+        1,
+    )
+    assert ok["cost"] > 0 and ok["latency_ms"] >= ok["upstream_ms"] > 0 and "error_code" not in ok
+    assert (failed["provider"], failed["error_code"], failed["upstream_attempts"]) == (
+        "openai",
+        "provider_auth_failed",
+        1,
+    )
+    assert bad["error_code"] == "invalid_request" and bad["upstream_attempts"] == 0
+    assert '"_aws"' in out.out  # the metrics were emitted, and are held to the same rules below
     assert DEV_KEY not in logs
     assert secret_input not in logs
     for entry in PROVIDER_SECRET.values():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from typing import Any
 
@@ -46,7 +50,9 @@ def test_functions_run_python312_arm64_with_the_layer() -> None:
 
 def test_layer_requirements_match_pyproject_runtime_deps() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {d for d in project["dependencies"] if not d.startswith("boto3")}
+    # Provided in Lambda by the runtime (boto3) and by the AWS-managed Powertools layer (powertools, X-Ray SDK).
+    provided = ("boto3", "aws-lambda-powertools", "aws-xray-sdk")
+    runtime = {d for d in project["dependencies"] if not d.startswith(provided)}
     lines = (ROOT / "layers/embedrank/requirements.txt").read_text().splitlines()
     required = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert required == runtime
@@ -61,3 +67,116 @@ def test_catalog_and_plans_seed_are_consistent() -> None:
     assert plans["free"]["allowed_models"] == []
     assert plans["max"]["allowed_models"] == plans["ultra"]["allowed_models"] == "all"
     assert set(plans["premium"]["allowed_models"]) <= known
+
+
+def test_powertools_and_xray_come_from_the_managed_layer() -> None:
+    layers = template()["Globals"]["Function"]["Layers"]
+    assert any("AWSLambdaPowertoolsPythonV3-python312-arm64" in str(layer) for layer in layers)
+
+
+# -- operations -----------------------------------------------------------------------------------------------------
+
+
+def functions(doc: Any) -> dict[str, Any]:
+    return {name: res for name, res in doc["Resources"].items() if res["Type"] == "AWS::Serverless::Function"}
+
+
+def routes(function: Any) -> set[tuple[str, str]]:
+    events = function["Properties"]["Events"].values()
+    return {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events if e["Type"] == "HttpApi"}
+
+
+def alarms_on(doc: Any, function: str) -> dict[str, Any]:
+    """The alarms watching ``function``: Lambda metrics by FunctionName, or API Gateway metrics of its routes."""
+    found = {}
+    for name, res in doc["Resources"].items():
+        if res["Type"] == "AWS::CloudWatch::Alarm" and function in str(res["Properties"]):
+            found[name] = res["Properties"]
+    return found
+
+
+def served_routes(handler_module: str) -> set[tuple[str, str]]:
+    """The routes a function's app serves, from its handler module imported in a fresh interpreter: importing it here
+    would build its Mangum adapter on this process's event loop, which later tests' asyncio.run() closes."""
+    code = (
+        f"import json, {handler_module} as m\n"
+        "print(json.dumps([[x, r.path] for r in m.app.routes for x in r.methods if x != 'HEAD']))"
+    )
+    paths = ("layers/embedrank", "functions/embeddings", "functions/rerank", "functions/account")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            "PATH": os.environ["PATH"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONPATH": ":".join(str(ROOT / p) for p in paths),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {(method, path) for method, path in json.loads(out.stdout)}
+
+
+def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -> None:
+    from embedrank.app import ENDPOINTS, OPENAPI_PATH
+
+    doc = template()
+    routed: set[tuple[str, str]] = set()
+    for res in functions(doc).values():
+        assert routes(res) <= served_routes(res["Properties"]["Handler"].partition(".")[0])
+        routed |= routes(res)
+    app_routes = {(e.method, path) for e in ENDPOINTS.values() for path in e.paths} | {("GET", OPENAPI_PATH)}
+    assert routed == app_routes
+
+
+def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> None:
+    doc = template()
+    resources, params = doc["Resources"], doc["Parameters"]
+    assert params["LogRetentionDays"]["Default"] == 30
+    for name, res in functions(doc).items():
+        group = resources[res["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        alarms = alarms_on(doc, name)
+        lambda_metrics = {
+            (a["MetricName"], a.get("ExtendedStatistic", a.get("Statistic")))
+            for a in alarms.values()
+            if "MetricName" in a
+        }
+        assert lambda_metrics == {("Throttles", "Sum"), ("Duration", "p99")}, name
+        for alarm in alarms.values():
+            if "MetricName" in alarm:
+                assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
+            actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+            assert alarm["AlarmActions"] == alarm["OKActions"] == actions
+        [rate] = [a for a in alarms.values() if "Metrics" in a]
+        assert rate["Threshold"] == {"Ref": "ServerErrorRateAlarmPercent"}
+        stats = [m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m]
+        watched = {
+            (m["MetricName"], dims["Method"], dims["Resource"])
+            for m in stats
+            for dims in [{d["Name"]: d["Value"] for d in m["Dimensions"]}]
+        }
+        # The 5xx rate covers exactly the function's routes: errors and requests of each one.
+        assert watched == {(metric, *route) for route in routes(res) for metric in ("5xx", "Count")}, name
+        [expression] = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
+        assert all(m["Id"] in expression for m in rate["Metrics"] if "MetricStat" in m)
+
+
+def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
+    doc = template()
+    resources, params = doc["Resources"], doc["Parameters"]
+    settings = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert settings["DetailedMetricsEnabled"] is True
+    env = doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["EMBEDRANK_XRAY_SDK"] == {"Ref": "XRaySdkTracing"} and params["XRaySdkTracing"]["Default"] == "true"
+    assert (
+        params["DomainName"]["Default"]
+        == params["CertificateArn"]["Default"]
+        == params["AlarmTopicArn"]["Default"]
+        == ""
+    )
+    assert resources["ApiDomain"]["Condition"] == resources["ApiDomainMapping"]["Condition"] == "HasCustomDomain"
+    assert resources["ApiDomainMapping"]["Properties"]["ApiId"] == {"Ref": "HttpApi"}

@@ -6,6 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+
+from conftest import FakeUpstream
+from fakes import decode_b64, vector
 from provider_fakes import (
     BedrockFake,
     StubbedBedrock,
@@ -15,9 +18,6 @@ from provider_fakes import (
     titan_answer,
     validate,
 )
-
-from conftest import FakeUpstream
-from fakes import decode_b64, vector
 
 TEXTS = ["first text", "second", "the third one"]
 TOKENS = {"x-amzn-bedrock-input-token-count": "11"}

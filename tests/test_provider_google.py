@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from provider_fakes import gemini_answer, norm, post, seed, validate
 
 from conftest import FakeUpstream, usage_records
 from fakes import decode_b64, json_response, vector
+from provider_fakes import gemini_answer, norm, post, seed, validate
 
 TEXTS = ["what is a vector", "A vector is an array.", "日本語のテキスト"]
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from provider_fakes import mistral_answer, post, seed, validate
 
 from conftest import FakeUpstream
 from fakes import decode_b64, vector
+from provider_fakes import mistral_answer, post, seed, validate
 
 TEXTS = ["def f(x):", "return x + 1", "print(f(2))"]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
-from provider_fakes import StubbedBedrock, bedrock_cohere_payload, post, seed
 from pydantic import ValidationError
 
 from conftest import ROOT, FakeUpstream, usage_records
 from embedrank.catalog import Catalog, catalog
 from embedrank.service import batch_spans
 from fakes import cohere_embed_answer, json_response, vector
+from provider_fakes import StubbedBedrock, bedrock_cohere_payload, post, seed
 
 EMBED = {"kind": "embedding", "dimensions": 1024, "max_inputs": 96}
 

@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from provider_fakes import norm, post, seed, selfhosted_answer, validate
 
 from conftest import PROVIDER_SECRET, FakeUpstream
 from fakes import decode_b64, vector
+from provider_fakes import norm, post, seed, selfhosted_answer, validate
 
 QWEN_QUERY = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
 TEXTS = ["how do vectors work", "Vectors are arrays of numbers."]
@@ -23,6 +23,7 @@ def set_secret(services: Any, entry: dict[str, str]) -> None:
         SecretId=services.settings.provider_secret, SecretString=json.dumps(secret)
     )
     parameters.clear_caches()
+    services.gateway.credentials.clear()  # the gateway's parsed copy too
 
 
 @pytest.mark.parametrize(("input_type", "prefix"), [("query", QWEN_QUERY), ("document", ""), (None, "")])
@@ -41,7 +42,7 @@ def test_qwen_route_request_and_response(
     assert sent.headers["authorization"] == "Bearer selfhosted-secret"
     sent_texts = [prefix + t for t in TEXTS]  # "...\nQuery:how do ..." with no space, as the model card says
     # No dimensions upstream: the gateway truncates, which works on any OpenAI-compatible server.
-    assert upstream.json() == {"model": "Qwen/Qwen3-Embedding-8B", "input": sent_texts, "encoding_format": "base64"}
+    assert upstream.json() == {"model": "Qwen/Qwen3-Embedding-8B", "input": sent_texts, "encoding_format": "float"}
     validate("openai-embeddings-request.json", upstream.json())
     out = r.json()
     assert out["model"] == "route/qwen3-embedding-8b" and out["provider"] == "selfhosted"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from provider_fakes import post, seed, validate, voyage_answer
 
 from conftest import FakeUpstream
 from fakes import decode_b64, json_response, vector
+from provider_fakes import post, seed, validate, voyage_answer
 
 TEXTS = ["first text", "second", "the third one"]
 

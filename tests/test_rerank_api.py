@@ -520,6 +520,7 @@ def _replace_secret(services: Any, value: dict[str, Any]) -> None:
         SecretId=services.settings.provider_secret, SecretString=json.dumps(value)
     )
     parameters.clear_caches()
+    services.gateway.credentials.clear()  # the gateway's parsed copy too
 
 
 def test_a_catalog_document_limit_below_the_api_limit_is_a_400() -> None:

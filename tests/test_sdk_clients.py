@@ -89,3 +89,19 @@ def test_cohere_v2_sdk_rerank(live_server: str) -> None:
     client = cohere.ClientV2(base_url=live_server, api_key=LIVE_KEY)
     result = client.rerank(model="cohere/rerank-v3.5", query="q", documents=["a", "b"], top_n=1)
     assert [r.index for r in result.results] == [0]
+
+
+def test_langchain_input_type_through_model_kwargs(live_server: str) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    # As the README shows: input_type rides in the openai SDK's extra_body, one instance per role.
+    queries = OpenAIEmbeddings(
+        model="cohere/embed-english-v3.0",
+        base_url=f"{live_server}/v1",
+        api_key=LIVE_KEY,
+        check_embedding_ctx_length=False,
+        model_kwargs={"extra_body": {"input_type": "query"}},
+    )
+    assert queries.embed_query("a question") == pytest.approx(vector(0, 1024))
+    path, _, sent = SEEN.last()
+    assert path == "/v2/embed" and sent["input_type"] == "search_query"

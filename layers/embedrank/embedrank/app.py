@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,14 +29,24 @@ from .auth import Authenticator, Principal
 from .catalog import Catalog, catalog
 from .config import Settings, settings
 from .credentials import CredentialStore
-from .errors import EmbedrankError, InvalidRequest
+from .errors import EmbedrankError, InvalidRequest, UpstreamError
 from .limits import Admission, Limiter
-from .observability import logger
+from .observability import NO_PROVIDER, annotate_trace, logger, publish_request
 from .providers import Registry
 from .reliability import Budget, start_budget
 from .reranking import rerank
-from .schemas import EmbeddingRequest, RerankRequest, parse_body
+from .schemas import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+    UsageQuery,
+    UsageReport,
+    parse_body,
+)
 from .service import Gateway
+from .sizes import MAX_REQUEST_BYTES, accepts_gzip, fit_body, request_too_large
 from .stores import Stores, UsageRecord
 from .usage import Meter, daily_report, report_range
 
@@ -43,6 +54,7 @@ JSON = "application/json"
 # Endpoints about the account itself: rate limited like every request, but not held to the budget (a key over its
 # budget can still see its usage) and without a cost header.
 ACCOUNT_ENDPOINTS = frozenset({"models", "usage"})
+MAX_LOGGED_MODEL = 128
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -128,24 +140,62 @@ class Exchange:
             latency_ms=0.0,
         )
 
+    async def io[R](self, call: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run blocking I/O (boto3). In Lambda a container serves one request at a time, so the call runs inline
+        and saves the thread hop; under uvicorn it goes to a worker thread so other requests keep flowing."""
+        if "aws.context" in self.request.scope:
+            return call(*args, **kwargs)
+        return await asyncio.to_thread(call, *args, **kwargs)
+
     async def authenticate(self) -> Principal:
-        self.principal = await asyncio.to_thread(self.services.auth.authenticate, self.request.headers)
-        self.record.key_id = self.principal.key_id
-        billable = self.endpoint not in ACCOUNT_ENDPOINTS
-        self.admission = await asyncio.to_thread(self.services.limiter.admit, self.principal, billable=billable)
-        return self.principal
+        principal, self.admission = await self.io(self._admit)
+        return principal
+
+    def _admit(self) -> tuple[Principal, Admission | None]:
+        """Authentication (cached) and rate-limit admission (one DynamoDB call) in one trip off the event loop."""
+        principal = self.services.auth.authenticate(self.request.headers)
+        # From here on the request is metered, even when admission refuses it.
+        self.principal, self.record.key_id = principal, principal.key_id
+        return principal, self.services.limiter.admit(principal, billable=self.endpoint not in ACCOUNT_ENDPOINTS)
 
     async def body(self) -> bytes:
-        return await self.request.body()
+        """The request body, refused with a 413 past Lambda's 6 MB: by its declared length before reading, else as
+        soon as the bytes read pass it (a chunked upload declares none)."""
+        declared = self.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            raise request_too_large(int(declared), declared=True)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise request_too_large(size, declared=False)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def accepts_gzip(self) -> bool:
+        return accepts_gzip(self.request.headers.get("accept-encoding"))
+
+    def fit(self, response: Response) -> Response:
+        """A large answer gzipped for a client that accepts it; one that cannot fit Lambda's response is a 413."""
+        body = bytes(response.body)
+        packed = fit_body(body, self.request.headers.get("accept-encoding"), self.services.settings.gzip_min_bytes)
+        if packed is None:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+        headers.update({"content-encoding": "gzip", "vary": "Accept-Encoding"})
+        return Response(packed, status_code=response.status_code, headers=headers)
 
     async def run(self, work: Callable[[Exchange], Awaitable[Response]]) -> Response:
         context = self.request.scope.get("aws.context")
         remaining = context.get_remaining_time_in_millis() if context is not None else None
         self.budget = start_budget(self.services.settings.request_deadline, remaining)
+        error: EmbedrankError | None = None
         try:
-            response = await work(self)
+            response = self.fit(await work(self))
         except EmbedrankError as err:
             response = error_response(err)
+            error = err
         except Exception as exc:
             # A bug: log the type and where, answer a clean 500; the message might quote input, so it is not logged.
             frame = traceback.extract_tb(exc.__traceback__)[-1]
@@ -157,7 +207,8 @@ class Exchange:
                     "where": f"{frame.filename}:{frame.lineno}",
                 },
             )
-            response = error_response(EmbedrankError("The gateway failed unexpectedly; the error has been logged."))
+            error = EmbedrankError("The gateway failed unexpectedly; the error has been logged.")
+            response = error_response(error)
         record = self.record
         record.status = response.status_code
         record.latency_ms = (time.perf_counter() - self.started) * 1000
@@ -168,22 +219,52 @@ class Exchange:
             response.headers["x-embedrank-cost"] = f"{record.cost:.10f}".rstrip("0").rstrip(".")
         if self.principal is not None:
             record.timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            await asyncio.to_thread(self.services.meter.record, record)
+            await self.io(self.services.meter.record, record)
+        self._observe(error)
+        return response
+
+    def _observe(self, error: EmbedrankError | None) -> None:
+        """The request's one log line and its metrics: ids, model, numbers and status, never a key or input text."""
+        record, budget = self.record, self.budget
+        # A failed provider call leaves no provider on the record (nothing was served); the error still names it.
+        provider = record.provider or (error.provider if isinstance(error, UpstreamError) else "")
+        upstream_ms = budget.upstream_ms if budget is not None else []
+        attempts = budget.attempts if budget is not None else 0
         logger.info(
             "request",
             extra={
                 "request_id": self.request_id,
                 "endpoint": self.endpoint,
+                "path": self.request.scope["path"],  # not request.url: that builds a URL object per request
                 "key_id": record.key_id or None,
-                "model": record.model or None,
-                "provider": record.provider or None,
+                # The model id is caller input: bounded so a request cannot write an arbitrary blob into the logs.
+                "model": record.model[:MAX_LOGGED_MODEL] or None,
+                "provider": provider or None,
                 "status": record.status,
                 "latency_ms": round(record.latency_ms, 2),
+                "upstream_attempts": attempts,
+                "upstream_ms": round(sum(upstream_ms), 2),
                 "tokens": record.tokens,
+                "search_units": record.search_units,
                 "cost": record.cost,
+                "estimated": record.estimated or None,
+                "error_code": error.code if error is not None else None,
             },
         )
-        return response
+        model = self.services.meter.rollup_model(record.model)
+        annotate_trace(model, provider or NO_PROVIDER, record.status)
+        publish_request(
+            # Dimension values stay few: catalog ids, else "(none)" / "(unknown)", never the caller's string.
+            model=model,
+            provider=provider or NO_PROVIDER,
+            status=record.status,
+            latency_ms=record.latency_ms,
+            upstream_ms=upstream_ms,
+            attempts=attempts,
+            tokens=record.tokens,
+            search_units=record.search_units,
+            cost=record.cost,
+        )
 
 
 async def _embeddings(ex: Exchange) -> Response:
@@ -191,7 +272,7 @@ async def _embeddings(ex: Exchange) -> Response:
     request: EmbeddingRequest = parse_body(EmbeddingRequest, await ex.body())
     ex.record.model = request.model
     ex.record.input_count = request.count
-    outcome = await ex.services.gateway.embed(request, principal)
+    outcome = await ex.services.gateway.embed(request, principal, gzip=ex.accepts_gzip())
     record = ex.record
     record.provider, record.tokens, record.cost = outcome.deployment.provider, outcome.tokens, outcome.cost
     record.estimated = outcome.estimated
@@ -243,13 +324,69 @@ async def _usage(ex: Exchange) -> Response:
     return json_response(report)
 
 
-ENDPOINTS: dict[str, tuple[tuple[str, ...], str, Callable[[Exchange], Awaitable[Response]]]] = {
-    "embeddings": (("/v1/embeddings", "/api/v1/embeddings"), "POST", _embeddings),
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One API operation: what the router serves and what ``openapi.py`` documents, from the same entry."""
+
+    paths: tuple[str, ...]
+    method: str
+    handler: Callable[[Exchange], Awaitable[Response]]
+    summary: str
+    response: type[BaseModel]  # describes the 200 body (the handler still builds a dict)
+    request: type[BaseModel] | None = None  # the JSON body
+    query: type[BaseModel] | None = None  # its fields are the query parameters
+    errors: tuple[int, ...] = ()  # statuses answered with ErrorResponse, besides 500
+    tag: str = ""
+
+
+# Statuses every authenticated endpoint can answer: no/bad key, a key whose plan is gone, a plan limit.
+_AUTH_ERRORS = (401, 403, 429)
+# ...and those that call a provider: bad request, unknown model, too large, provider failed / unconfigured / slow.
+_PROVIDER_ERRORS = (400, *_AUTH_ERRORS, 404, 413, 502, 503, 504)
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "embeddings": Endpoint(
+        paths=("/v1/embeddings", "/api/v1/embeddings"),
+        method="POST",
+        handler=_embeddings,
+        summary="Create embeddings (OpenAI-compatible)",
+        response=EmbeddingResponse,
+        request=EmbeddingRequest,
+        errors=_PROVIDER_ERRORS,
+        tag="embeddings",
+    ),
     # /v2/rerank too: the cohere SDK's ClientV2 posts there, the v1 Client to /v1/rerank; both get the same shape.
-    "rerank": (("/v1/rerank", "/api/v1/rerank", "/v2/rerank"), "POST", _rerank),
-    "models": (("/v1/models", "/api/v1/models"), "GET", _models),
-    "usage": (("/v1/usage", "/api/v1/usage"), "GET", _usage),
+    "rerank": Endpoint(
+        paths=("/v1/rerank", "/api/v1/rerank", "/v2/rerank"),
+        method="POST",
+        handler=_rerank,
+        summary="Rerank documents against a query (Cohere-shaped)",
+        response=RerankResponse,
+        request=RerankRequest,
+        errors=_PROVIDER_ERRORS,
+        tag="rerank",
+    ),
+    "models": Endpoint(
+        paths=("/v1/models", "/api/v1/models"),
+        method="GET",
+        handler=_models,
+        summary="List the models the key's plan allows",
+        response=ModelList,
+        errors=_AUTH_ERRORS,
+        tag="account",
+    ),
+    "usage": Endpoint(
+        paths=("/v1/usage", "/api/v1/usage"),
+        method="GET",
+        handler=_usage,
+        summary="The key's own usage by UTC day and model, with totals",
+        response=UsageReport,
+        query=UsageQuery,
+        errors=(400, *_AUTH_ERRORS),
+        tag="account",
+    ),
 }
+OPENAPI_PATH = "/openapi.json"
 
 
 def _route(
@@ -261,6 +398,19 @@ def _route(
     return endpoint
 
 
+def _request_id(request: Request) -> str:
+    event = request.scope.get("aws.event") or {}
+    return str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex)
+
+
+async def _openapi(request: Request) -> Response:
+    """``GET /openapi.json``: unauthenticated and unmetered. Imported here, on first use: building the document
+    (pydantic's JSON-schema generation) stays off the handlers' cold-import path."""
+    from .openapi import document
+
+    return Response(document(), media_type=JSON, headers={"x-request-id": _request_id(request)})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {
@@ -270,7 +420,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     err = InvalidRequest(message, code="not_found" if status == 404 else "method_not_allowed")
     err.status = status
     response = error_response(err)
-    response.headers["x-request-id"] = uuid.uuid4().hex
+    if isinstance(exc, HTTPException) and exc.headers:
+        response.headers.update(exc.headers)  # a 405's Allow header, which HTTP requires
+    response.headers["x-request-id"] = _request_id(request)
     return response
 
 
@@ -279,10 +431,12 @@ def create_app(endpoints: Iterable[str] | None = None, services: Services | None
     services = services or Services.build()
     names = list(ENDPOINTS) if endpoints is None else list(endpoints)
     routes = [
-        Route(path, _route(services, name, ENDPOINTS[name][2]), methods=[ENDPOINTS[name][1]])
+        Route(path, _route(services, name, ENDPOINTS[name].handler), methods=[ENDPOINTS[name].method])
         for name in names
-        for path in ENDPOINTS[name][0]
+        for path in ENDPOINTS[name].paths
     ]
+    # Every function serves the whole API's document; API Gateway routes GET /openapi.json to one of them.
+    routes.append(Route(OPENAPI_PATH, _openapi, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.services = services
     return app

@@ -19,7 +19,7 @@ from . import accounts
 from .accounts import AccountError
 from .config import Settings
 from .stores import Stores
-from .usage import monthly_report
+from .usage import Meter, ReplayReport, monthly_report, replay
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -57,9 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     plans.add_parser("list", help="list plans")
     plans.add_parser("show", help="one plan in full").add_argument("name", metavar="NAME")
 
-    usage = groups.add_parser("usage", help="a key's usage for one month, by model")
-    usage.add_argument("--key", required=True, dest="key_id", metavar="ID")
+    usage = groups.add_parser("usage", help="a key's usage for one month, by model (--key ID), or: usage replay FILE")
+    # --key is checked in main: `usage replay` needs none, and argparse cannot make it conditional.
+    usage.add_argument("--key", dest="key_id", metavar="ID", help="the key whose month to report")
     usage.add_argument("--month", type=_month, default=None, help="YYYY-MM (default: this month, UTC)")
+    replay = usage.add_subparsers(dest="action").add_parser(
+        "replay", help="re-ingest usage records logged as usage_replay lines (idempotent)"
+    )
+    replay.add_argument("file", type=Path, metavar="FILE", help="log lines, e.g. exported from CloudWatch; - for stdin")
     return parser
 
 
@@ -118,6 +123,38 @@ def _plans(stores: Stores, args: argparse.Namespace) -> None:
     print("models:" + "".join(f"\n  {m}" for m in models))
 
 
+def _replay(stores: Stores, file: Path) -> int:
+    from .catalog import catalog
+
+    meter = Meter(stores, stores.settings.usage_retention_days, catalog().model_ids())
+    report = ReplayReport()
+    failure: Exception | None = None
+    try:
+        if str(file) == "-":
+            replay(meter, sys.stdin, report)
+        else:
+            with file.open(encoding="utf-8", errors="replace") as lines:
+                replay(meter, lines, report)
+    except OSError as exc:
+        print(f"embedrank: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # AWS, typically: report the progress so far; running it again is safe
+        failure = exc
+    print(
+        f"Replayed {report.replayed} usage records; {report.present} already present (not counted again); "
+        f"{report.skipped} lines skipped (not replay lines)."
+    )
+    if report.invalid:
+        shown = ", ".join(str(n) for n in report.invalid[:20]) + (", ..." if len(report.invalid) > 20 else "")
+        print(f"embedrank: {len(report.invalid)} replay lines could not be read (lines {shown})", file=sys.stderr)
+    if failure is not None:
+        print(
+            f"embedrank: stopped by an error ({type(failure).__name__}: {failure}); running it again is safe",
+            file=sys.stderr,
+        )
+    return 1 if failure is not None or report.invalid else 0
+
+
 def _usage(stores: Stores, args: argparse.Namespace) -> None:
     accounts.require_key(stores, args.key_id)
     month = args.month or datetime.now(UTC).strftime("%Y-%m")
@@ -135,8 +172,13 @@ def _usage(stores: Stores, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     stores = Stores(Settings.from_env())
+    if args.group == "usage" and args.action == "replay":
+        return _replay(stores, args.file)
+    if args.group == "usage" and args.key_id is None:
+        parser.error("usage: --key ID is required (or: usage replay FILE)")
     try:
         {"keys": _keys, "plans": _plans, "usage": _usage}[args.group](stores, args)
     except AccountError as exc:

@@ -19,11 +19,12 @@ class Settings(BaseModel):
     auth_cache_ttl: int = Field(30, ge=0, le=60, description="AUTH_CACHE_SECONDS: key and plan cache TTL")
     usage_retention_days: int = Field(90, gt=0, description="USAGE_RETENTION_DAYS: per-request records' TTL")
     upstream_timeout: float = Field(25.0, gt=0, description="UPSTREAM_TIMEOUT_SECONDS: per provider call")
-    max_concurrency: int = Field(8, gt=0, description="UPSTREAM_CONCURRENCY: provider calls in flight per request")
+    max_concurrency: int = Field(16, gt=0, description="UPSTREAM_CONCURRENCY: provider calls in flight per request")
     request_deadline: float = Field(25.0, gt=0, description="REQUEST_DEADLINE_SECONDS: outside Lambda")
     retry_attempts: int = Field(3, ge=1, description="RETRY_ATTEMPTS: per provider call, including the first")
     breaker_threshold: int = Field(5, ge=1, description="BREAKER_THRESHOLD: consecutive failures that open a circuit")
     breaker_cooldown: float = Field(60.0, gt=0, description="BREAKER_COOLDOWN_SECONDS: before a probe is let through")
+    gzip_min_bytes: int = Field(1_048_576, ge=0, description="GZIP_MIN_BYTES: smallest answer gzipped when accepted")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -42,6 +43,7 @@ class Settings(BaseModel):
             "retry_attempts": "RETRY_ATTEMPTS",
             "breaker_threshold": "BREAKER_THRESHOLD",
             "breaker_cooldown": "BREAKER_COOLDOWN_SECONDS",
+            "gzip_min_bytes": "GZIP_MIN_BYTES",
         }
         return cls.model_validate({field: env[var] for field, var in names.items() if env.get(var)})
 

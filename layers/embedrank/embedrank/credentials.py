@@ -7,6 +7,8 @@ deploy. Neither the secret nor any value in it is ever logged.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ProviderNotConfigured
@@ -14,9 +16,12 @@ from .providers.base import Credentials
 
 
 class CredentialStore:
-    def __init__(self, secret_name: str, max_age: int) -> None:
+    def __init__(self, secret_name: str, max_age: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.secret_name = secret_name
         self.max_age = max_age
+        self._clock = clock
+        # Parsed entries, valid until Powertools' own cache would refetch: lets the hot path skip a thread hop.
+        self._parsed: tuple[float, dict[str, Credentials | None]] | None = None
 
     def _secret(self) -> dict[str, Any]:
         from aws_lambda_powertools.utilities import parameters
@@ -29,10 +34,30 @@ class CredentialStore:
             ) from None
         return value if isinstance(value, dict) else {}
 
+    def cached(self, provider: str) -> tuple[bool, Credentials | None]:
+        """``(True, credentials)`` when known without I/O, else ``(False, None)``: then call ``get``."""
+        parsed = self._parsed
+        if parsed is not None and parsed[0] > self._clock() and provider in parsed[1]:
+            return True, parsed[1][provider]
+        return False, None
+
     def get(self, provider: str) -> Credentials | None:
-        """The provider's credentials, or None when the secret has no entry for it (e.g. Bedrock uses IAM)."""
-        entry = self._secret().get(provider)
-        if not isinstance(entry, dict):
-            return None
-        extra = {k: str(v) for k, v in entry.items() if k not in ("api_key", "base_url") and v is not None}
-        return Credentials(str(entry.get("api_key") or ""), entry.get("base_url") or None, extra)
+        """The provider's credentials, or None when the secret has no entry for it (e.g. Bedrock uses IAM).
+
+        Synchronous (Secrets Manager when the cache is cold): call it off the event loop.
+        """
+        secret = self._secret()
+        entry = secret.get(provider)
+        credentials = None
+        if isinstance(entry, dict):
+            extra = {k: str(v) for k, v in entry.items() if k not in ("api_key", "base_url") and v is not None}
+            credentials = Credentials(str(entry.get("api_key") or ""), entry.get("base_url") or None, extra)
+        parsed = self._parsed
+        if parsed is None or parsed[0] <= self._clock():
+            parsed = (self._clock() + self.max_age, {})
+        parsed[1][provider] = credentials
+        self._parsed = parsed
+        return credentials
+
+    def clear(self) -> None:
+        self._parsed = None

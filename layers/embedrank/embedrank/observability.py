@@ -1,36 +1,108 @@
 """Powertools Logger, Metrics and Tracer, built once per container and shared by every function.
 
-Log lines carry ids, models, numbers and statuses only: never an API key, a provider secret or input text.
+Log lines and metrics carry ids, models, numbers and statuses only: never an API key, a provider secret or input
+text.
 
-The X-Ray SDK Tracer (subsegments for provider and AWS calls) is opt-in: ``EMBEDRANK_XRAY_SDK=1`` in Lambda. It
-imports the X-Ray SDK and botocore when constructed (~250-450 ms on the 2-core dev machine), which alone breaks the
-250 ms cold-import budget (issue 7); ``Tracing: Active`` still records each invocation's segment without it.
+- **Logger**: one JSON line per request (``app.Exchange._observe``); in Lambda ``inject_lambda_context`` adds the
+  invocation context and sets API Gateway's request id (also the response's ``x-request-id``) as correlation id.
+- **Metrics**: one EMF document per request in namespace ``Embedrank``, dimensioned by ``model`` and ``provider``
+  only. On in Lambda; elsewhere only with ``EMBEDRANK_METRICS=1`` (it prints EMF to stdout).
+- **Tracer**: the X-Ray SDK, patching botocore (DynamoDB, Secrets Manager, Bedrock) and httpx (every provider call),
+  so each upstream and AWS call is a subsegment. Built in Lambda when ``EMBEDRANK_XRAY_SDK`` is on (the template's
+  ``XRaySdkTracing`` parameter, default on); never in tests, under ``make serve`` or ``sam local``. Importing the SDK
+  costs ~250 ms of cold start on the 2-core dev machine, which is why it is not imported anywhere else.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from numbers import Number
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 SERVICE = "embedrank"
+NAMESPACE = "Embedrank"
+NO_PROVIDER = "(none)"  # the provider dimension of requests that reached no provider
+PATCHED_MODULES = ("botocore", "httpx")
+_ON = ("1", "true")
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="Embedrank", service=SERVICE)
+# service="": Powertools would otherwise add a "service" dimension (from POWERTOOLS_SERVICE_NAME) to every metric,
+# and a metric is queried by its full dimension set; model and provider are the only dimensions.
+metrics = Metrics(namespace=NAMESPACE, service="")
+
+
+def metrics_enabled() -> bool:
+    # Powertools' own switches (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV) win: its flush neither prints nor clears
+    # when they are set, so adding metrics then would only pile them up.
+    if is_metrics_disabled():
+        return False
+    flag = os.environ.get("EMBEDRANK_METRICS", "").lower()
+    if flag:
+        return flag in _ON
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+EMIT_METRICS = metrics_enabled()
+
+
+def publish_request(
+    *,
+    model: str,
+    provider: str,
+    status: int,
+    latency_ms: float,
+    upstream_ms: Sequence[float],
+    attempts: int,
+    tokens: int,
+    search_units: int,
+    cost: float,
+) -> None:
+    """The request's metrics, flushed at once as one EMF document.
+
+    Flushed here, not by ``log_metrics`` at the end of an invocation: nothing between the first ``add_*`` and the
+    flush awaits, so under uvicorn concurrent requests cannot mix their dimensions and nothing accumulates in a
+    long-running process, and Lambda needs no decorator (which warned "No application metrics to publish" on every
+    invocation that added none). ``ClientErrors``/``ServerErrors`` are 0 or 1 on every request, so their average is
+    the error rate.
+    """
+    if not EMIT_METRICS:
+        return
+    m = metrics
+    m.add_dimension(name="model", value=model)
+    m.add_dimension(name="provider", value=provider)
+    m.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    m.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1 if 400 <= status < 500 else 0)
+    m.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
+    m.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    for ms in upstream_ms:  # one value per provider attempt (EMF keeps them as one array)
+        m.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=ms)
+    if attempts:
+        m.add_metric(name="UpstreamAttempts", unit=MetricUnit.Count, value=attempts)
+    if tokens:
+        m.add_metric(name="Tokens", unit=MetricUnit.Count, value=tokens)
+    if search_units:
+        m.add_metric(name="SearchUnits", unit=MetricUnit.Count, value=search_units)
+    if cost:
+        m.add_metric(name="Cost", unit=MetricUnit.NoUnit, value=cost)  # USD
+    m.flush_metrics()
 
 
 def tracing_enabled() -> bool:
-    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true"):
+    env = os.environ
+    if env.get("POWERTOOLS_TRACE_DISABLED", "").lower() in _ON:
+        return False  # not built at all: a disabled Tracer would still import the X-Ray SDK
+    if env.get("EMBEDRANK_XRAY_SDK", "").lower() not in _ON:
         return False
-    if os.environ.get("EMBEDRANK_XRAY_SDK", "").lower() not in ("1", "true"):
-        return False
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not os.environ.get("AWS_SAM_LOCAL")
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
 
 
 @functools.cache
@@ -39,11 +111,23 @@ def tracer() -> Tracer | None:
         return None
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE, auto_patch=False, patch_modules=["botocore", "httpx"])
+    # Patched now, at import in Lambda: botocore's patch covers existing clients, and the shared httpx client is
+    # created on the first provider call, after httpx.AsyncClient has been replaced by the instrumented class.
+    return Tracer(service=SERVICE, patch_modules=PATCHED_MODULES)
+
+
+def annotate_trace(model: str, provider: str, status: int) -> None:
+    """Indexed annotations on the invocation's subsegment, so X-Ray can find traces by model, provider or status."""
+    traced = tracer()
+    if traced is not None:
+        traced.put_annotation(key="model", value=model)
+        traced.put_annotation(key="provider", value=provider)
+        # A number, so X-Ray filters can compare it (annotation.status >= 500); ints are Numbers at runtime.
+        traced.put_annotation(key="status", value=cast("Number", status))
 
 
 def lambda_entry[F: Callable[..., Any]](handler: F) -> F:
-    """Wrap a Lambda handler in Powertools' Logger, Metrics and (when on) Tracer decorators."""
+    """Wrap a Lambda handler in Powertools' Logger and (when on) Tracer decorators; metrics flush per request."""
 
     # A plain function: the Tracer's decorator reads ``__name__``, which a Mangum instance does not have.
     def lambda_handler(event: Any, context: Any) -> Any:
@@ -52,8 +136,7 @@ def lambda_entry[F: Callable[..., Any]](handler: F) -> F:
     wrapped: Callable[..., Any] = lambda_handler
     traced = tracer()
     if traced is not None:
-        traced.patch(modules=["botocore", "httpx"])
+        # The response holds vectors: never copied into the trace.
         wrapped = traced.capture_lambda_handler(wrapped, capture_response=False)
-    wrapped = metrics.log_metrics(wrapped)
     wrapped = logger.inject_lambda_context(wrapped, correlation_id_path="requestContext.requestId")
     return wrapped  # type: ignore[return-value]

@@ -39,16 +39,21 @@ class Deadline:
 
 
 class Budget:
-    """One request's deadline and the number of upstream attempts made under it (for logs and metrics)."""
+    """One request's deadline, the upstream attempts made under it and how long each took (for logs and metrics)."""
 
-    __slots__ = ("attempts", "deadline")
+    __slots__ = ("attempts", "deadline", "upstream_ms")
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
         self.attempts = 0
+        self.upstream_ms: list[float] = []
 
     def count(self) -> None:
         self.attempts += 1
+
+    def observe(self, started: float) -> None:
+        """One attempt that began at ``started`` (``time.perf_counter``) has ended, answered or not."""
+        self.upstream_ms.append((time.perf_counter() - started) * 1000)
 
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("embedrank_budget", default=None)

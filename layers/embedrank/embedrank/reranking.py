@@ -18,6 +18,7 @@ from .providers import MODULES
 from .providers.base import RerankCall, RerankResult
 from .schemas import RerankRequest
 from .service import Gateway
+from .sizes import check_rerank_answer
 
 
 @dataclass(slots=True)
@@ -58,6 +59,8 @@ async def rerank(gateway: Gateway, request: RerankRequest, principal: Principal)
     principal.require_model(request.model)
     for deployment in chain:  # reject what a deployment cannot take before any provider call
         _check_limits(deployment, request)
+    if request.return_documents:  # the echoed texts are the only part of an answer that can grow large
+        check_rerank_answer(request.texts, request.limit)
     return await gateway.over_chain(chain, lambda d: _rerank_on(gateway, d, request))
 
 

@@ -8,6 +8,7 @@ because a vector is data, not a list of Python objects to validate.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import InvalidRequest
 
@@ -27,6 +29,16 @@ MAX_DOCUMENTS = 1000
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 InputType = Literal["query", "document"]
+# The constraints below repeat what the before-validators check (which run first and give the clearer message), so the
+# OpenAPI document states the limits; a value that passes the validator always satisfies them.
+Token = Annotated[int, Field(ge=0)]
+TokenArray = Annotated[list[Token], Field(min_length=1, max_length=MAX_INPUTS)]
+Inputs = (
+    NonEmptyStr
+    | Annotated[list[NonEmptyStr], Field(min_length=1, max_length=MAX_INPUTS)]
+    | TokenArray
+    | Annotated[list[Annotated[list[Token], Field(min_length=1)]], Field(min_length=1, max_length=MAX_INPUTS)]
+)
 
 
 class _Strict(BaseModel):
@@ -34,10 +46,24 @@ class _Strict(BaseModel):
 
 
 class EmbeddingRequest(_Strict):
-    model: NonEmptyStr = Field(description="A model id from GET /v1/models, e.g. 'openai/text-embedding-3-small'.")
-    input: str | list[str] | list[int] | list[list[int]] = Field(
-        description="A string, 1-2048 non-empty strings, or (OpenAI models only) token arrays."
+    # Shown in the OpenAPI document (and sent by its schemathesis test, so they must stay valid requests).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"model": "openai/text-embedding-3-small", "input": ["hello", "world"]},
+                {
+                    "model": "cohere/embed-v4.0",
+                    "input": "best database for vector search",
+                    "input_type": "query",
+                    "dimensions": 256,
+                    "encoding_format": "base64",
+                },
+            ]
+        }
     )
+
+    model: NonEmptyStr = Field(description="A model id from GET /v1/models, e.g. 'openai/text-embedding-3-small'.")
+    input: Inputs = Field(description="A string, 1-2048 non-empty strings, or (OpenAI models only) token arrays.")
     input_type: InputType | None = Field(
         default=None, description="'query' or 'document': mapped to each provider's own asymmetric-embedding setting."
     )
@@ -108,12 +134,32 @@ class RerankDocument(_Strict):
 
 
 class RerankRequest(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "cohere/rerank-v3.5",
+                    "query": "best database for vector search",
+                    "documents": ["PostgreSQL supports pgvector", "Redis is a cache", {"text": "SQLite is embedded"}],
+                    "top_n": 2,
+                    "return_documents": True,
+                },
+                {"model": "route/cohere-rerank-v4.0-pro", "query": "q", "documents": ["a", "b"]},
+            ]
+        }
+    )
+
     model: NonEmptyStr = Field(description="A rerank model id, e.g. 'cohere/rerank-v3.5', or a 'route/...' alias.")
     query: NonEmptyStr = Field(description="The search query the documents are scored against.")
-    documents: list[str | RerankDocument] = Field(
+    documents: Annotated[list[NonEmptyStr | RerankDocument], Field(min_length=1, max_length=MAX_DOCUMENTS)] = Field(
         description="1-1000 documents, each a non-empty string or an object {'text': '...'}."
     )
-    top_n: int | None = Field(default=None, description="How many results to return, 1..len(documents); default all.")
+    # The minimum is documented only: _check_top_n gives the message naming the document count.
+    top_n: int | None = Field(
+        default=None,
+        json_schema_extra={"minimum": 1},
+        description="How many results to return, 1..len(documents); default all.",
+    )
     return_documents: bool = Field(default=False, description="Return each result's text as 'document': {'text'}.")
     max_tokens_per_doc: int | None = Field(
         default=None, gt=0, description="Truncate each document to this many tokens (models that support it)."
@@ -153,84 +199,140 @@ class RerankRequest(_Strict):
         return self.top_n if self.top_n is not None else len(self.documents)
 
 
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    code: str | None
-    param: str | None
+# -- response envelopes (descriptions only) --------------------------------------------------------------------------
+# ``extra="forbid"`` makes the schemas closed, so a field the app starts sending without describing it here fails the
+# OpenAPI tests instead of drifting silently.
 
 
-class ErrorResponse(BaseModel):
+class _Described(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _omitted(schema: dict[str, Any]) -> None:
+    """For fields the app leaves out rather than sending null: no ``default: null`` against a non-null type."""
+    schema.pop("default", None)
+
+
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "rate_limit_error",
+    "provider_error",
+    "internal_error",
+]
+
+
+class ErrorBody(_Described):
+    message: str = Field(description="What went wrong, for a human. Never holds a key or the request's text.")
+    type: ErrorType
+    code: str = Field(description="Machine-readable reason, e.g. 'invalid_api_key', 'requests_per_minute_exceeded'.")
+    param: str | None = Field(description="The request field at fault, when one is.")
+
+
+class ErrorResponse(_Described):
+    """Every error, whatever the status: OpenAI's envelope, which the openai SDK turns into typed exceptions."""
+
     error: ErrorBody
 
 
-class EmbeddingUsage(BaseModel):
+class EmbeddingUsage(_Described):
     prompt_tokens: int
     total_tokens: int
     cost: float = Field(description="USD, from the catalog price and the provider-reported tokens.")
-    estimated: bool = Field(default=False, description="True when the provider reports no token count.")
+    estimated: bool = Field(
+        default=False, description="Present (true) only when the provider reported no token count and it was estimated."
+    )
 
 
-class EmbeddingItem(BaseModel):
+class EmbeddingItem(_Described):
     object: Literal["embedding"]
-    index: int
-    embedding: list[float] | str
+    index: int = Field(description="Position of the input in the request.")
+    embedding: list[float] | str = Field(
+        description="The vector: numbers, or with encoding_format 'base64' little-endian float32 bytes in base64."
+    )
 
 
-class EmbeddingResponse(BaseModel):
+class EmbeddingResponse(_Described):
     object: Literal["list"]
-    data: list[EmbeddingItem]
-    model: str
-    provider: str
+    data: list[EmbeddingItem] = Field(description="One item per input, in input order.")
+    model: str = Field(description="The model id (or route alias) the request named.")
+    provider: str = Field(description="The provider that served it (for a route: the deployment that answered).")
     usage: EmbeddingUsage
 
 
-class RerankUsage(BaseModel):
-    search_units: int | None = Field(default=None, description="Set for models billed per search (Cohere, Bedrock).")
-    total_tokens: int | None = Field(default=None, description="Set for models billed per token.")
+class SearchUnitUsage(_Described):
+    """Models billed per search (Cohere, Bedrock)."""
+
+    search_units: int
     cost: float = Field(description="USD, from the catalog price and the provider-reported units.")
 
 
-class RerankItem(BaseModel):
+class TokenUsage(_Described):
+    """Models billed per token (Voyage, Jina, Infinity, TEI)."""
+
+    total_tokens: int
+    cost: float = Field(description="USD, from the catalog price and the provider-reported tokens.")
+
+
+class RerankItem(_Described):
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float
-    document: RerankDocument | None = Field(default=None, description="Only with return_documents: true.")
+    # Omitted, never null, without return_documents: SkipJsonSchema keeps null out of the documented type.
+    document: RerankDocument | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_omitted,
+        description="Only with return_documents: true; the text the request sent.",
+    )
 
 
-class RerankResponse(BaseModel):
-    id: str
+class RerankResponse(_Described):
+    id: str = Field(description="The request id (also in the x-request-id header).")
     object: Literal["list"]
     results: list[RerankItem] = Field(description="Sorted by relevance_score, highest first; at most top_n.")
-    model: str
-    provider: str
-    usage: RerankUsage
+    model: str = Field(description="The model id (or route alias) the request named.")
+    provider: str = Field(description="The provider that served it.")
+    usage: SearchUnitUsage | TokenUsage = Field(description="The unit the provider bills in, and the USD cost.")
 
 
-class ModelPricing(BaseModel):
-    currency: Literal["USD"] = "USD"
-    per_million_tokens: float | None = None
-    per_1k_searches: float | None = None
+class TokenPricing(_Described):
+    currency: Literal["USD"]
+    per_million_tokens: float
 
 
-class ModelEntry(BaseModel):
+class SearchPricing(_Described):
+    currency: Literal["USD"]
+    per_1k_searches: float
+
+
+class ModelEntry(_Described):
     id: str
-    object: Literal["model"] = "model"
+    object: Literal["model"]
     owned_by: str = Field(description="The provider serving it (for a route: the first of its chain)")
     type: Literal["embedding", "rerank"]
-    dimensions: int | None = Field(None, description="Default output width (embedding models)")
+    dimensions: int | None = Field(description="Default output width (embedding models); null for rerank models")
     max_inputs: int = Field(description="Inputs per request (documents, for rerank models)")
-    pricing: ModelPricing
-    deployments: list[str] | None = Field(None, description="Routes only: the deployments, in fallback order")
+    pricing: TokenPricing | SearchPricing
+    deployments: list[str] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_omitted, description="Routes only: the deployments, in fallback order"
+    )
 
 
-class ModelList(BaseModel):
+class ModelList(_Described):
     """``GET /v1/models``: the models the caller's plan allows."""
 
-    object: Literal["list"] = "list"
+    object: Literal["list"]
     data: list[ModelEntry]
 
 
-class UsageTotals(BaseModel):
+class UsageQuery(BaseModel):
+    """``GET /v1/usage``'s query string (read by ``usage.report_range``; described here for the OpenAPI document)."""
+
+    start: dt.date = Field(description="First day, UTC, as YYYY-MM-DD.")
+    end: dt.date = Field(description="Last day, UTC, inclusive, as YYYY-MM-DD; at most 366 days from start.")
+
+
+class UsageTotals(_Described):
     requests: int
     errors: int
     tokens: int
@@ -239,17 +341,17 @@ class UsageTotals(BaseModel):
 
 
 class UsageRow(UsageTotals):
-    date: str = Field(description="YYYY-MM-DD (UTC)")
+    date: dt.date = Field(description="The UTC day")
     model: str = Field(description="A model id, '(none)' for requests without one, '(unknown)' for unknown ids")
 
 
-class UsageReport(BaseModel):
+class UsageReport(_Described):
     """``GET /v1/usage?start=YYYY-MM-DD&end=YYYY-MM-DD``: the caller's own usage by day and model."""
 
-    object: Literal["usage"] = "usage"
+    object: Literal["usage"]
     key_id: str
-    start: str
-    end: str
+    start: dt.date
+    end: dt.date
     data: list[UsageRow]
     totals: UsageTotals
 

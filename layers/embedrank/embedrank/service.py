@@ -8,6 +8,7 @@ credential store (run off the event loop, it may call Secrets Manager).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -21,6 +22,7 @@ from .providers import Registry
 from .providers.base import Credentials, EmbedCall, EmbedResult
 from .reliability import Breakers, RetryPolicy, current_budget
 from .schemas import EmbeddingRequest
+from .sizes import check_embedding_answer
 from .vectors import Vectors
 
 T = TypeVar("T")
@@ -83,6 +85,9 @@ class Gateway:
         self.breakers = breakers or Breakers(settings.breaker_threshold, settings.breaker_cooldown)
 
     async def credentials_for(self, provider: str) -> Credentials | None:
+        known, credentials = self.credentials.cached(provider)
+        if known:
+            return credentials
         return await asyncio.to_thread(self.credentials.get, provider)
 
     async def over_chain(self, chain: Sequence[Deployment], attempt: Callable[[Deployment], Awaitable[T]]) -> T:
@@ -118,10 +123,17 @@ class Gateway:
         ``work`` receives the timeout for this attempt: the provider timeout, or less when the deadline is nearer.
         """
         budget = current_budget(self.settings.request_deadline)
+
+        async def attempt(remaining: float) -> R:
+            # Timed per attempt (the UpstreamLatency metric): the provider's own latency, without retry backoff.
+            started = time.perf_counter()
+            try:
+                return await work(min(remaining, self.settings.upstream_timeout))
+            finally:
+                budget.observe(started)
+
         try:
-            result = await self.policy.run(
-                lambda remaining: work(min(remaining, self.settings.upstream_timeout)), budget.deadline, budget.count
-            )
+            result = await self.policy.run(attempt, budget.deadline, budget.count)
         except UpstreamError as exc:
             if exc.retryable:
                 self.breakers.failure(deployment.id)
@@ -129,7 +141,8 @@ class Gateway:
         self.breakers.success(deployment.id)
         return result
 
-    async def embed(self, request: EmbeddingRequest, principal: Principal) -> EmbedOutcome:
+    async def embed(self, request: EmbeddingRequest, principal: Principal, *, gzip: bool = False) -> EmbedOutcome:
+        """``gzip``: the caller accepts a gzip answer, which lets a larger one through the response size limit."""
         chain = self.catalog.resolve(request.model, "embedding")
         principal.require_model(request.model)
         if request.texts is None:
@@ -142,8 +155,9 @@ class Gateway:
                     param="input",
                     code="token_input_unsupported",
                 )
-        for deployment in chain:  # reject unsupported dimensions before any provider call
-            deployment.resolve_dimensions(request.dimensions)
+        # Reject unsupported dimensions, and answers too big to return, before any provider call.
+        width = max(deployment.resolve_dimensions(request.dimensions)[0] for deployment in chain)
+        check_embedding_answer(request.count, width, request.encoding_format, gzip)
         return await self.over_chain(chain, lambda d: self._embed_on(d, request))
 
     async def _embed_on(self, deployment: Deployment, request: EmbeddingRequest) -> EmbedOutcome:
@@ -202,7 +216,7 @@ class Gateway:
             )
         widths = result.vectors.widths()
         if widths != {width}:
-            got = ", ".join(str(w) for w in sorted(widths))
+            got = ", ".join("malformed" if w < 0 else str(w) for w in sorted(widths))
             raise UpstreamError(
                 f"{provider} returned vectors of {got} dimensions; {width} were expected.",
                 provider=provider,

@@ -127,19 +127,27 @@ class MeterResult:
     values: dict[str, float]  # the meter's counters and ``cost`` (USD): after the update, or as they stood if refused
 
 
-_local = threading.local()
+_clients: dict[str, DynamoDBClient] = {}
+_clients_lock = threading.Lock()
 
 
 def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client per thread (boto3 clients are thread-safe, but sessions are not)."""
-    client: DynamoDBClient | None = getattr(_local, "dynamodb", None)
+    """One DynamoDB client per process: boto3 clients are thread-safe, and building one costs 100+ ms."""
+    client = _clients.get("dynamodb")
     if client is None:
-        import boto3
-        from botocore.config import Config
+        with _clients_lock:
+            client = _clients.get("dynamodb")
+            if client is None:
+                import boto3
+                from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-        client = boto3.session.Session().client("dynamodb", config=config)
-        _local.dynamodb = client
+                config = Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=2,
+                    read_timeout=5,
+                    max_pool_connections=32,
+                )
+                client = _clients["dynamodb"] = boto3.session.Session().client("dynamodb", config=config)
     return client
 
 

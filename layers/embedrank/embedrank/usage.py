@@ -1,30 +1,85 @@
-"""Metering and usage reports.
+"""Metering, usage reports, and replay of usage records that could not be written.
 
 ``Meter.record`` is the one usage write per request that reached authentication (one ``TransactWriteItems``, see
-``stores.write_usage``). Reports read the rollups, never the raw per-request records.
+``stores.write_usage``). It never fails the request: a write that fails (throttling, a DynamoDB outage, any error) is
+retried a few times within a fraction of a second, and if it still fails the whole record is logged as one
+``usage_replay`` line, which ``embedrank usage replay`` re-ingests later. The record is keyed by its timestamp and
+request id and written only if absent, so a replay never counts a request twice. Reports read the rollups, never the
+raw per-request records.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import random
 import time
-from collections.abc import Collection, Mapping
-from datetime import date, timedelta
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from .errors import InvalidRequest
 from .limits import meter_expiry
+from .observability import logger
 from .stores import Rollup, Stores, UsageRecord
 
 NO_MODEL = "(none)"  # requests that named no model: /v1/models, /v1/usage, bodies rejected before the model
 UNKNOWN_MODEL = "(unknown)"  # a model id the catalog does not know: kept out of sort keys, it is caller input
 MAX_REPORT_DAYS = 366
 
+REPLAY_MESSAGE = "usage_replay"
+MAX_LOGGED_MODEL = 128
+# The usage write happens while the caller waits (a Lambda container is frozen once it answers), so its retries are
+# few and short: attempt n waits up to 50 ms * 2**n (full jitter), and none starts after 0.5 s. This is on top of the
+# DynamoDB client's own retries (botocore standard mode).
+WRITE_ATTEMPTS = 3
+WRITE_BACKOFF = 0.05
+WRITE_BUDGET = 0.5
+# Errors another attempt cannot fix: retrying them only delays the answer before the replay line.
+PERMANENT_ERRORS = frozenset(
+    {
+        "ValidationException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "MissingAuthenticationTokenException",
+    }
+)
+
+
+@functools.cache
+def _record_adapter() -> TypeAdapter[UsageRecord]:
+    # Built on first use (replay only): building a validator at import would cost every cold start.
+    return TypeAdapter(UsageRecord)
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
 
 class Meter:
-    def __init__(self, stores: Stores, retention_days: int, known_models: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        retention_days: int,
+        known_models: Collection[str] | None = None,
+        *,
+        attempts: int = WRITE_ATTEMPTS,
+        budget: float = WRITE_BUDGET,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stores = stores
         self._retention = retention_days * 86_400
         self._known = frozenset(known_models) if known_models is not None else None
+        self._attempts = attempts
+        self._budget = budget
+        self._sleep = sleep
+        self._clock = clock
 
     def rollup_model(self, model: str) -> str:
         if not model:
@@ -33,11 +88,111 @@ class Meter:
             return UNKNOWN_MODEL
         return model
 
-    def record(self, record: UsageRecord) -> bool:
-        """Synchronous (DynamoDB): call it off the event loop. False when the record was already written."""
-        expires_at = int(time.time()) + self._retention
-        meter_expires_at = meter_expiry(record.timestamp[:10])
-        return self._stores.write_usage(record, expires_at, meter_expires_at, self.rollup_model(record.model))
+    def record(self, record: UsageRecord) -> bool | None:
+        """Write the request's usage; never raises. True: written. False: it was already written (a replay).
+        None: it could not be written and was logged as one ``usage_replay`` line instead.
+
+        Synchronous (DynamoDB): call it off the event loop.
+        """
+        try:
+            return self.write(record)
+        except Exception as exc:
+            # The whole record (ids, model, numbers: never a key or input text), so nothing is lost; the error's
+            # type and code only, since a message may quote what was sent.
+            logger.warning(
+                REPLAY_MESSAGE,
+                extra={
+                    "usage_replay": True,
+                    "record": self._loggable(record),
+                    "error_type": type(exc).__name__,
+                    "error_code": _error_code(exc) or None,
+                },
+            )
+            return None
+
+    def _loggable(self, record: UsageRecord) -> dict[str, Any]:
+        fields = asdict(record)
+        # The model id is caller input: one the catalog does not know is bounded, as in the request log, so a request
+        # cannot write an arbitrary blob into the logs (its rollups go under "(unknown)" either way).
+        if self.rollup_model(record.model) == UNKNOWN_MODEL:
+            fields["model"] = record.model[:MAX_LOGGED_MODEL]
+        return fields
+
+    def write(self, record: UsageRecord) -> bool:
+        """The usage write, retried on any error but a permanent one; raises the last error. False: already there."""
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._stores.write_usage(
+                    record,
+                    self.expires_at(record),
+                    meter_expiry(record.timestamp[:10]),
+                    self.rollup_model(record.model),
+                )
+            except Exception as exc:
+                if attempt >= self._attempts or _error_code(exc) in PERMANENT_ERRORS:
+                    raise
+                wait = random.uniform(0, WRITE_BACKOFF * 2**attempt)
+                if self._clock() - started + wait > self._budget:
+                    raise
+                self._sleep(wait)
+
+    def expires_at(self, record: UsageRecord) -> int:
+        """When the per-request record may go: its own time plus the retention (the same for a later replay)."""
+        return int(datetime.fromisoformat(record.timestamp).timestamp()) + self._retention
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0  # records written now
+    present: int = 0  # records already written (by the request itself, or an earlier replay): not counted again
+    skipped: int = 0  # lines that are not replay lines
+    invalid: list[int] = field(default_factory=list)  # line numbers of replay lines that could not be read
+
+
+def parse_replay_line(line: str) -> UsageRecord | None:
+    """The record of a ``usage_replay`` log line, None for any other line; ValueError for a damaged replay line.
+
+    Accepts the JSON line as logged and as exported, with whatever prefix (a timestamp, a log stream name) before it.
+    """
+    if REPLAY_MESSAGE not in line:
+        return None  # the cheap test first: a log export is mostly other lines
+    start = line.find("{")
+    if start < 0:
+        return None
+    try:
+        entry, _ = json.JSONDecoder().raw_decode(line, start)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg}") from None
+    if not isinstance(entry, dict) or entry.get("usage_replay") is not True:
+        return None
+    try:
+        record = _record_adapter().validate_python(entry.get("record"))
+        datetime.fromisoformat(record.timestamp)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ValueError(f"not a usage record ({type(exc).__name__})") from None
+    if not (record.request_id and record.key_id and len(record.timestamp) >= 10):
+        raise ValueError("the record lacks its request id, key id or timestamp")
+    return record
+
+
+def replay(meter: Meter, lines: Iterable[str], report: ReplayReport) -> None:
+    """Re-ingest the replay lines among ``lines`` into ``report``'s counts; safe to repeat (records are written only
+    if absent). Raises the AWS error that stops it, with ``report`` holding the progress so far."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = parse_replay_line(line)
+        except ValueError:
+            report.invalid.append(number)
+            continue
+        if record is None:
+            report.skipped += 1
+        elif meter.write(record):
+            report.replayed += 1
+        else:
+            report.present += 1
 
 
 def parse_day(value: str | None, param: str) -> date:

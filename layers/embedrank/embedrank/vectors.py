@@ -12,7 +12,9 @@ import sys
 from array import array
 from base64 import b64decode, b64encode
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 Encoding = Literal["float", "base64"]
 
@@ -38,47 +40,101 @@ def b64_len(dims: int) -> int:
     return 4 * math.ceil(dims * 4 / 3)
 
 
+# Number characters in a float array's JSON text; what is left after deleting them must be the commas alone.
+_NUMBER_CHARS = b"0123456789.eE+- \t\r\n"
+Kind = Literal["float", "base64", "json"]
+
+
+def split_float_arrays(raw: bytes, key: bytes = b'"embedding"') -> tuple[Any, list[bytes]]:
+    """Cut every ``key: [numbers]`` array out of a provider's JSON answer, as raw text, and parse the rest.
+
+    The parsed skeleton holds ``0`` where each array was; the arrays come back in document order. This lets a float
+    answer pass through as the provider's own text (``orjson.Fragment``) instead of 24,576 Python floats parsed and
+    re-printed per 16x1536 request. ``Vectors.widths`` checks each array holds only numbers (one pass per array).
+    """
+    spans: list[bytes] = []
+    parts: list[bytes] = []
+    pos = scan = 0
+    end = len(raw)
+    while (found := raw.find(key, scan)) >= 0:
+        i = found + len(key)
+        while i < end and raw[i] in b" \t\r\n:":
+            i += 1
+        if i >= end or raw[i] != 0x5B:  # not followed by an array: a string value such as "object": "embedding"
+            scan = i
+            continue
+        j = raw.find(b"]", i)
+        if j < 0:
+            raise ValueError("an embedding array is not terminated")
+        span = raw[i : j + 1]
+        parts += (raw[pos:i], b"0")
+        spans.append(span)
+        pos = scan = j + 1
+    parts.append(raw[pos:])
+    return orjson.loads(b"".join(parts)), spans
+
+
+def _json_width(span: bytes) -> int:
+    """Elements in a float array's JSON text, or -1 when it holds anything but numbers and commas."""
+    commas = span[1:-1].translate(None, _NUMBER_CHARS)
+    if commas.count(b",") != len(commas):
+        return -1
+    return len(commas) + 1 if span[1:-1].strip() else 0
+
+
 class Vectors:
-    """A batch of embeddings in one of two encodings, converted only when the caller needs the other one."""
+    """A batch of embeddings held as base64 strings, float lists, or float arrays' JSON text (``json``), converted
+    only when the caller needs another form."""
 
     __slots__ = ("encoding", "items")
 
-    def __init__(self, encoding: Encoding, items: Sequence[str] | Sequence[Sequence[float]]) -> None:
-        self.encoding: Encoding = encoding
-        self.items = list(items)
+    def __init__(self, encoding: Kind, items: Sequence[Any]) -> None:
+        self.encoding: Kind = encoding
+        self.items: list[Any] = list(items)
 
     @classmethod
     def concat(cls, parts: Sequence[Vectors]) -> Vectors:
         if len(parts) == 1:
             return parts[0]
-        encoding: Encoding = "base64" if all(p.encoding == "base64" for p in parts) else "float"
-        items: list[object] = []
+        kinds = {p.encoding for p in parts}
+        kind: Kind = kinds.pop() if len(kinds) == 1 else "base64"
+        items: list[Any] = []
         for part in parts:
-            items.extend(part.as_encoding(encoding))
-        return cls(encoding, items)  # type: ignore[arg-type]
+            items.extend(part.items if part.encoding == kind else part.as_encoding("base64"))
+        return cls(kind, items)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def widths(self) -> set[int]:
-        """The set of vector widths present; computed from the base64 length, without decoding."""
+        """The set of vector widths present, counted without decoding a single float."""
         if self.encoding == "base64":
-            sizes = {len(s) * 3 // 4 - s[-2:].count("=") for s in self.items if isinstance(s, str)}
+            sizes = {len(s) * 3 // 4 - s[-2:].count("=") for s in self.items}
             return {n // 4 if n % 4 == 0 else -1 for n in sizes}  # -1: not a whole float32 vector
-        return {len(v) for v in self.items if not isinstance(v, str)}
+        if self.encoding == "json":
+            return {_json_width(b) for b in self.items}
+        return {len(v) for v in self.items}
 
-    def as_encoding(self, encoding: Encoding) -> list[object]:
+    def _arrays(self) -> list[array[float]]:
+        if self.encoding == "base64":
+            return [_from_b64(s) for s in self.items]
+        if self.encoding == "json":
+            return [array("f", orjson.loads(b)) for b in self.items]
+        return [array("f", v) for v in self.items]
+
+    def as_encoding(self, encoding: Encoding) -> list[Any]:
         if encoding == self.encoding:
-            return self.items  # type: ignore[return-value]
+            return self.items
         if encoding == "float":
-            return [_from_b64(s).tolist() for s in self.items]  # type: ignore[arg-type]
-        return [_to_b64(array("f", v)) for v in self.items]  # type: ignore[arg-type]
+            if self.encoding == "json":
+                return [orjson.Fragment(b) for b in self.items]
+            return [_from_b64(s).tolist() for s in self.items]
+        return [_to_b64(a) for a in self._arrays()]
 
     def truncated(self, dims: int) -> Vectors:
         """Matryoshka truncation: keep the first ``dims`` elements and re-normalize to unit length."""
         out: list[str] = []
-        for item in self.items:
-            a = _from_b64(item) if isinstance(item, str) else array("f", item)  # type: ignore[arg-type,type-var]
+        for a in self._arrays():
             head = a[:dims]
             norm = math.sqrt(math.fsum(x * x for x in head)) or 1.0
             out.append(_to_b64(array("f", [x / norm for x in head])))

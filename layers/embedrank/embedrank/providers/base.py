@@ -9,7 +9,7 @@ provider's body, call ``self.post``, read the answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -131,7 +131,14 @@ class Adapter:
     def bearer(credentials: Credentials | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {credentials.api_key}"} if credentials and credentials.api_key else {}
 
-    async def post(self, url: str, body: Any, headers: Mapping[str, str], timeout: float) -> Any:
+    async def post(
+        self,
+        url: str,
+        body: Any,
+        headers: Mapping[str, str],
+        timeout: float,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
         """POST JSON and return the decoded answer; every failure leaves here as an ``UpstreamError``."""
         import httpx
 
@@ -154,7 +161,7 @@ class Adapter:
         if response.status_code >= 400:
             raise self._http_error(response.status_code, response.content, response.headers)
         try:
-            return orjson.loads(response.content)
+            return decode(response.content)
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 f"{self.provider} returned a response that is not JSON (HTTP {response.status_code}).",
@@ -236,15 +243,13 @@ def _shared_client() -> httpx.AsyncClient:
     """
     import httpx
 
+    from .transport import LeanTransport
+
     loop = asyncio.get_running_loop()
     held = _POOL.get(0)
     if held is None or held[0] is not loop or held[1].is_closed:
         held = _POOL[0] = (
             loop,
-            httpx.AsyncClient(
-                timeout=30.0,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60),
-                follow_redirects=False,
-            ),
+            httpx.AsyncClient(timeout=30.0, transport=LeanTransport(), follow_redirects=False),
         )
     return held[1]

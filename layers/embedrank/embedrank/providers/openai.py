@@ -1,15 +1,16 @@
 """OpenAI embeddings (POST {base}/embeddings), and the base for every OpenAI-compatible server.
 
 OpenAI's request schema forbids unknown properties, so only its own fields are sent: ``input_type`` is dropped (the
-model is symmetric) and ``user`` stays in the gateway. Vectors are always requested as base64 (little-endian float32),
-which is ~4x smaller on the wire and passes straight through when the caller wants base64 too.
+model is symmetric) and ``user`` stays in the gateway. Vectors are requested in the caller's encoding and pass
+through untouched: base64 strings as they are, float arrays as the provider's own JSON text (never parsed into
+Python floats and printed again).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Encoding, Vectors
+from ..vectors import Kind, Vectors, split_float_arrays
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult
 
@@ -22,7 +23,7 @@ class Adapter(BaseAdapter):
         body: dict[str, Any] = {
             "model": call.deployment.native,
             "input": call.texts if call.texts is not None else call.tokens,
-            "encoding_format": "base64",
+            "encoding_format": call.encoding,
         }
         if call.dimensions is not None:
             body["dimensions"] = call.dimensions
@@ -30,11 +31,21 @@ class Adapter(BaseAdapter):
 
     async def _embed(self, call: EmbedCall) -> EmbedResult:
         url = f"{self.base_url(call.credentials)}/embeddings"
-        payload = await self.post(url, self.embed_body(call), self.bearer(call.credentials), call.timeout)
-        data = sorted(payload["data"], key=lambda item: item["index"])
-        items = [item["embedding"] for item in data]
-        # A server that ignores encoding_format answers floats; keep whichever arrived, without converting.
-        encoding: Encoding = "base64" if all(isinstance(v, str) for v in items) else "float"
+        # Floats are cut out of the answer as text and passed through as such (see vectors.split_float_arrays).
+        payload, spans = await self.post(
+            url, self.embed_body(call), self.bearer(call.credentials), call.timeout, decode=split_float_arrays
+        )
+        spans_left = iter(spans)
+        rows: list[tuple[int, Any]] = []
+        for item in payload["data"]:
+            value = item["embedding"]
+            rows.append((int(item["index"]), next(spans_left) if value == 0 and not isinstance(value, str) else value))
+        rows.sort(key=lambda row: row[0])
+        items = [value for _, value in rows]
+        # A server may ignore encoding_format: keep whichever form arrived, without converting.
+        kind: Kind = "json" if all(isinstance(v, bytes) for v in items) else "base64"
+        if kind == "base64" and not all(isinstance(v, str) for v in items):
+            raise ValueError("embeddings are neither all float arrays nor all base64 strings")
         usage = payload.get("usage") or {}
         tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-        return EmbedResult(Vectors(encoding, items), tokens)
+        return EmbedResult(Vectors(kind, items), tokens)
