@@ -23,6 +23,10 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from embedrank.config import Settings  # noqa: E402
+from embedrank.localaws import item_level_transactions  # noqa: E402
+
+# The tests' moto behaves like `make serve`'s embedded one (item-level transaction rollback; see localaws.py).
+item_level_transactions()
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT.parent / "shared" / "specs"

@@ -21,7 +21,7 @@ from openapi_spec_validator import validate as validate_spec
 from conftest import FREE_KEY, ROOT, FakeUpstream, auth, usage_records
 from embedrank import errors
 from embedrank.app import ACCOUNT_ENDPOINTS, ENDPOINTS, OPENAPI_PATH, create_app
-from embedrank.schemas import ErrorType
+from embedrank.responses import ErrorType
 from fakes import cohere_embed_answer, json_response, openai_answer
 from provider_fakes import gemini_answer
 

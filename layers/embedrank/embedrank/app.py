@@ -35,16 +35,7 @@ from .observability import NO_PROVIDER, annotate_trace, logger, publish_request
 from .providers import Registry
 from .reliability import Budget, start_budget
 from .reranking import rerank
-from .schemas import (
-    EmbeddingRequest,
-    EmbeddingResponse,
-    ModelList,
-    RerankRequest,
-    RerankResponse,
-    UsageQuery,
-    UsageReport,
-    parse_body,
-)
+from .schemas import EmbeddingRequest, RerankRequest, parse_body
 from .service import Gateway
 from .sizes import MAX_REQUEST_BYTES, accepts_gzip, fit_body, request_too_large
 from .stores import Stores, UsageRecord
@@ -332,9 +323,9 @@ class Endpoint:
     method: str
     handler: Callable[[Exchange], Awaitable[Response]]
     summary: str
-    response: type[BaseModel]  # describes the 200 body (the handler still builds a dict)
+    response: str  # the ``responses`` model describing the 200 body (the handler still builds a dict)
     request: type[BaseModel] | None = None  # the JSON body
-    query: type[BaseModel] | None = None  # its fields are the query parameters
+    query: str | None = None  # the ``responses`` model whose fields are the query parameters
     errors: tuple[int, ...] = ()  # statuses answered with ErrorResponse, besides 500
     tag: str = ""
 
@@ -350,7 +341,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         method="POST",
         handler=_embeddings,
         summary="Create embeddings (OpenAI-compatible)",
-        response=EmbeddingResponse,
+        response="EmbeddingResponse",
         request=EmbeddingRequest,
         errors=_PROVIDER_ERRORS,
         tag="embeddings",
@@ -361,7 +352,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         method="POST",
         handler=_rerank,
         summary="Rerank documents against a query (Cohere-shaped)",
-        response=RerankResponse,
+        response="RerankResponse",
         request=RerankRequest,
         errors=_PROVIDER_ERRORS,
         tag="rerank",
@@ -371,7 +362,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         method="GET",
         handler=_models,
         summary="List the models the key's plan allows",
-        response=ModelList,
+        response="ModelList",
         errors=_AUTH_ERRORS,
         tag="account",
     ),
@@ -380,8 +371,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         method="GET",
         handler=_usage,
         summary="The key's own usage by UTC day and model, with totals",
-        response=UsageReport,
-        query=UsageQuery,
+        response="UsageReport",
+        query="UsageQuery",
         errors=(400, *_AUTH_ERRORS),
         tag="account",
     ),

@@ -30,6 +30,10 @@ def local_aws(env: dict[str, str] | None = None) -> Iterator[str]:
     if not endpoint:
         from moto.server import ThreadedMotoServer
 
+        from .localaws import item_level_transactions
+
+        item_level_transactions()
+
         server = ThreadedMotoServer(
             ip_address=LOCAL_AWS_HOST, port=int(env.get("LOCAL_AWS_PORT", LOCAL_AWS_PORT)), verbose=False
         )

@@ -20,8 +20,9 @@ import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from . import responses
 from .app import ACCOUNT_ENDPOINTS, ENDPOINTS, OPENAPI_PATH
-from .schemas import ErrorResponse
+from .responses import ErrorResponse
 
 if TYPE_CHECKING:
     from .app import Endpoint
@@ -113,7 +114,7 @@ def _responses(name: str, endpoint: Endpoint, refs: Mapping[tuple[type[BaseModel
         "200": {
             "description": endpoint.summary,
             "headers": ok_headers,
-            "content": {JSON: {"schema": {"$ref": refs[endpoint.response, "serialization"]}}},
+            "content": {JSON: {"schema": {"$ref": refs[_model(endpoint.response), "serialization"]}}},
         }
     }
     error_schema = {"$ref": refs[ErrorResponse, "serialization"]}
@@ -160,7 +161,7 @@ def build(endpoints: Mapping[str, Endpoint] = ENDPOINTS) -> dict[str, Any]:
     """The document for ``endpoints`` (every endpoint of the API by default)."""
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorResponse, "serialization")]
     for endpoint in endpoints.values():
-        wanted.append((endpoint.response, "serialization"))
+        wanted.append((_model(endpoint.response), "serialization"))
         if endpoint.request is not None:
             wanted.append((endpoint.request, "validation"))
     wanted = list(dict.fromkeys(wanted))
@@ -183,7 +184,7 @@ def build(endpoints: Mapping[str, Endpoint] = ENDPOINTS) -> dict[str, Any]:
             if i:
                 operation["description"] = f"An alias of {endpoint.paths[0]}."
             if endpoint.query is not None:
-                operation["parameters"] = _parameters(endpoint.query)
+                operation["parameters"] = _parameters(_model(endpoint.query))
             if endpoint.request is not None:
                 operation["requestBody"] = _request_body(endpoint.request, refs)
             paths.setdefault(path, {})[endpoint.method.lower()] = operation
@@ -221,3 +222,9 @@ def build(endpoints: Mapping[str, Endpoint] = ENDPOINTS) -> dict[str, Any]:
 def document() -> bytes:
     """The serialized document, built once per container."""
     return orjson.dumps(build())
+
+
+def _model(name: str) -> type[BaseModel]:
+    model = getattr(responses, name)
+    assert isinstance(model, type) and issubclass(model, BaseModel), name
+    return model
