@@ -6,52 +6,21 @@ import base64
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import DEV_KEY, EVENTS, PROVIDER_SECRET, FakeUpstream, usage_records
+from conftest import DEV_KEY, PROVIDER_SECRET, FakeUpstream, usage_records
 from fakes import cohere_embed_answer, json_response, openai_answer
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "EmbeddingsFunction"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:EmbeddingsFunction"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-def load_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    return event
+from lambda_harness import captured_logs, invoke, load_event, wired
 
 
 @pytest.fixture
 def handler(aws: None, upstream: FakeUpstream) -> Any:
     import embeddings_handler
 
-    from embedrank.providers import Registry
-
-    # The handler module builds its services at import (module scope, as in Lambda); tests inject the transport.
-    embeddings_handler.app.state.services.gateway.registry = Registry(
-        httpx.AsyncClient(transport=httpx.MockTransport(upstream))
-    )
-    embeddings_handler.app.state.services.auth._keys.clear()
-    return embeddings_handler.handler
-
-
-def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    result = handler(event, LambdaContext())
-    body = result["body"]
-    if result.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    return result["statusCode"], result["headers"], json.loads(body)
+    return wired(embeddings_handler, upstream)
 
 
 def test_success_event(handler: Any, upstream: FakeUpstream, settings: Any) -> None:
@@ -99,15 +68,8 @@ def test_two_invocations_reuse_the_container(handler: Any, upstream: FakeUpstrea
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes during the test (its handler keeps the stream it was built with)."""
-    from embedrank.observability import logger
-
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def test_logs_never_hold_keys_secrets_or_input(

@@ -6,36 +6,21 @@ import base64
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import DEV_KEY, EVENTS, PROVIDER_SECRET, FakeUpstream, usage_records
+from conftest import DEV_KEY, PROVIDER_SECRET, FakeUpstream, usage_records
 from fakes import json_response
+from lambda_harness import captured_logs, load_event, wired
+from lambda_harness import invoke as run
 
 DOCS = [
     "PostgreSQL supports pgvector for vector search",
     "Redis is an in-memory key-value store",
     "SQLite is an embedded SQL database",
 ]
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "RerankFunction"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:RerankFunction"
-    aws_request_id: str = "d7bf0bd7-7b61-11e6-9a41-93e8deadbeef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-def load_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    return event
 
 
 def cohere_rerank(request: httpx.Request) -> httpx.Response:
@@ -51,22 +36,11 @@ def cohere_rerank(request: httpx.Request) -> httpx.Response:
 def handler(aws: None, upstream: FakeUpstream) -> Any:
     import rerank_handler
 
-    from embedrank.providers import Registry
-
-    # The handler module builds its services at import (module scope, as in Lambda); tests inject the transport.
-    rerank_handler.app.state.services.gateway.registry = Registry(
-        httpx.AsyncClient(transport=httpx.MockTransport(upstream))
-    )
-    rerank_handler.app.state.services.auth._keys.clear()
-    return rerank_handler.handler
+    return wired(rerank_handler, upstream)
 
 
 def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    result = handler(event, LambdaContext())
-    body = result["body"]
-    if result.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    return result["statusCode"], result["headers"], json.loads(body)
+    return run(handler, event, function="RerankFunction")
 
 
 def test_success_event(handler: Any, upstream: FakeUpstream, settings: Any) -> None:
@@ -128,15 +102,8 @@ def test_the_rerank_function_serves_only_rerank(handler: Any, upstream: FakeUpst
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes during the test (its handler keeps the stream it was built with)."""
-    from embedrank.observability import logger
-
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def test_logs_never_hold_keys_secrets_or_documents(

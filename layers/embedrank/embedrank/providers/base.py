@@ -121,6 +121,25 @@ class Adapter:
         return await self._guard(self._rerank(call))
 
     # -- helpers for concrete adapters ----------------------------------------------------------------------------
+    def refuse_max_tokens_per_doc(self, call: RerankCall, who: str) -> None:
+        """For providers without a per-document token cap: refuse the option rather than silently ignore it."""
+        if call.max_tokens_per_doc is not None:
+            raise InvalidRequest(
+                f"max_tokens_per_doc is not supported by {call.deployment.id}; {who} truncates each document to the "
+                "model's own window.",
+                param="max_tokens_per_doc",
+            )
+
+    @staticmethod
+    def scored(rows: Any, score: str = "relevance_score") -> list[tuple[int, float]]:
+        """``[(index, score)]`` from a provider's result rows."""
+        return [(int(row["index"]), float(row[score])) for row in rows]
+
+    @staticmethod
+    def total_tokens(payload: Any) -> int:
+        usage = payload.get("usage") or {}
+        return int(usage.get("total_tokens") or 0)
+
     def base_url(self, credentials: Credentials | None) -> str:
         url = (credentials.base_url if credentials else None) or self.default_base_url
         if not url:

@@ -16,7 +16,6 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidRequest
 from .base import Adapter as BaseAdapter
 from .base import RerankCall, RerankResult
 from .bedrock import upstream_error
@@ -43,12 +42,7 @@ class Adapter(BaseAdapter):
         self._lock = threading.Lock()
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; Bedrock truncates each document to "
-                "the model's own window.",
-                param="max_tokens_per_doc",
-            )
+        self.refuse_max_tokens_per_doc(call, "Bedrock")
         region = call.credentials.extra.get("rerank_region") if call.credentials else None
         try:
             return await asyncio.to_thread(self._rerank_blocking, call, region)

@@ -8,7 +8,6 @@ back (``return_documents: false``): the gateway has the texts, and Infinity woul
 
 from __future__ import annotations
 
-from ..errors import InvalidRequest
 from .base import Adapter as BaseAdapter
 from .base import RerankCall, RerankResult
 
@@ -18,12 +17,7 @@ class Adapter(BaseAdapter):
     needs_credentials = False  # a base URL is required (base_url() says so); a key only if the server wants one
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; Infinity truncates each document to "
-                "the model's own window.",
-                param="max_tokens_per_doc",
-            )
+        self.refuse_max_tokens_per_doc(call, "Infinity")
         body = {
             "model": call.deployment.native,
             "query": call.query,
@@ -34,6 +28,4 @@ class Adapter(BaseAdapter):
         }
         url = f"{self.base_url(call.credentials)}/rerank"
         payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["results"]]
-        usage = payload.get("usage") or {}
-        return RerankResult(results, tokens=int(usage.get("total_tokens") or 0))
+        return RerankResult(self.scored(payload["results"]), tokens=self.total_tokens(payload))

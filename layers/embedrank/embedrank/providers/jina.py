@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidRequest
 from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
@@ -40,12 +39,7 @@ class Adapter(BaseAdapter):
         return EmbedResult(Vectors("float", [item["embedding"] for item in data]), int(usage.get("total_tokens") or 0))
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; Jina truncates each document to the "
-                "model's own window.",
-                param="max_tokens_per_doc",
-            )
+        self.refuse_max_tokens_per_doc(call, "Jina")
         body = {
             "model": call.deployment.native,
             "query": call.query,
@@ -56,6 +50,4 @@ class Adapter(BaseAdapter):
         }
         url = f"{self.base_url(call.credentials)}/rerank"
         payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["results"]]
-        usage = payload.get("usage") or {}
-        return RerankResult(results, tokens=int(usage.get("total_tokens") or 0))
+        return RerankResult(self.scored(payload["results"]), tokens=self.total_tokens(payload))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..errors import InvalidRequest
 from .base import Adapter as BaseAdapter
 from .base import RerankCall, RerankResult
 
@@ -28,12 +27,7 @@ class Adapter(BaseAdapter):
     needs_credentials = False  # a base URL is required (base_url() says so); a key only if the server wants one
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; TEI truncates each document to the "
-                "model's own window.",
-                param="max_tokens_per_doc",
-            )
+        self.refuse_max_tokens_per_doc(call, "TEI")
         url = f"{self.base_url(call.credentials)}/rerank"
         headers = self.bearer(call.credentials)
         size = _batch_size(call)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidRequest
 from ..vectors import Encoding, Vectors
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
@@ -41,12 +40,7 @@ class Adapter(BaseAdapter):
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
         # Voyage only has a truncation switch (on by default), not a token count: refuse rather than ignore it.
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; Voyage truncates each document to "
-                "the model's own window.",
-                param="max_tokens_per_doc",
-            )
+        self.refuse_max_tokens_per_doc(call, "Voyage")
         body = {
             "model": call.deployment.native,
             "query": call.query,
