@@ -141,8 +141,10 @@ def dynamodb_client() -> DynamoDBClient:
                 import boto3
                 from botocore.config import Config
 
+                # Legacy mode uses DynamoDB's own 50 ms base backoff (50, 100 ms); "standard" mode waits up to
+                # 1-2 s per retry on throttling, which would stall the hot path (admission, usage write).
                 config = Config(
-                    retries={"max_attempts": 3, "mode": "standard"},
+                    retries={"max_attempts": 3, "mode": "legacy"},
                     connect_timeout=2,
                     read_timeout=5,
                     max_pool_connections=32,
