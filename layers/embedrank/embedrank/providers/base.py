@@ -24,7 +24,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ..vectors import Encoding, Vectors
+from ..vectors import Encoding, Vectors, split_float_arrays
 
 if TYPE_CHECKING:
     import httpx
@@ -129,6 +129,34 @@ class Adapter:
                 "model's own window.",
                 param="max_tokens_per_doc",
             )
+
+    async def post_embeddings(self, url: str, body: Any, call: EmbedCall) -> EmbedResult:
+        """POST an embeddings request and read an OpenAI-shaped answer, ``{data: [{index, embedding}], usage}``
+        (OpenAI, Voyage, Jina, Mistral, self-hosted servers).
+
+        Float arrays are cut out of the answer as the provider's own text (``vectors.split_float_arrays``) and base64
+        strings are kept as they are: whichever form arrived passes through without a Python float per element.
+        """
+        payload, spans = await self.post(
+            url, body, self.bearer(call.credentials), call.timeout, decode=split_float_arrays
+        )
+        arrays = iter(spans)  # in document order, like ``data``; a 0 marks where each array was cut out
+        rows = sorted(
+            (
+                (int(item["index"]), next(arrays) if item["embedding"] == 0 else item["embedding"])
+                for item in payload["data"]
+            ),
+            key=lambda row: row[0],
+        )
+        items = [value for _, value in rows]
+        if all(isinstance(v, bytes) for v in items):
+            vectors = Vectors("json", items)
+        elif all(isinstance(v, str) for v in items):
+            vectors = Vectors("base64", items)
+        else:
+            raise ValueError("embeddings are neither all float arrays nor all base64 strings")
+        usage = payload.get("usage") or {}
+        return EmbedResult(vectors, int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0))
 
     @staticmethod
     def scored(rows: Any, score: str = "relevance_score") -> list[tuple[int, float]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
 
@@ -32,11 +31,7 @@ class Adapter(BaseAdapter):
             body["task"] = TASKS[call.input_type]
         if call.dimensions is not None:
             body["dimensions"] = call.dimensions
-        url = f"{self.base_url(call.credentials)}/embeddings"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        data = sorted(payload["data"], key=lambda item: item["index"])
-        usage = payload.get("usage") or {}
-        return EmbedResult(Vectors("float", [item["embedding"] for item in data]), int(usage.get("total_tokens") or 0))
+        return await self.post_embeddings(f"{self.base_url(call.credentials)}/embeddings", body, call)
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
         self.refuse_max_tokens_per_doc(call, "Jina")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult
 
@@ -26,9 +25,4 @@ class Adapter(BaseAdapter):
         body: dict[str, Any] = {"model": call.deployment.native, "input": call.texts}
         if call.dimensions is not None:
             body["output_dimension"] = call.dimensions
-        url = f"{self.base_url(call.credentials)}/embeddings"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        data = sorted(payload["data"], key=lambda item: item["index"])
-        usage = payload.get("usage") or {}
-        tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-        return EmbedResult(Vectors("float", [item["embedding"] for item in data]), tokens)
+        return await self.post_embeddings(f"{self.base_url(call.credentials)}/embeddings", body, call)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Kind, Vectors, split_float_arrays
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult
 
@@ -30,22 +29,4 @@ class Adapter(BaseAdapter):
         return body
 
     async def _embed(self, call: EmbedCall) -> EmbedResult:
-        url = f"{self.base_url(call.credentials)}/embeddings"
-        # Floats are cut out of the answer as text and passed through as such (see vectors.split_float_arrays).
-        payload, spans = await self.post(
-            url, self.embed_body(call), self.bearer(call.credentials), call.timeout, decode=split_float_arrays
-        )
-        spans_left = iter(spans)
-        rows: list[tuple[int, Any]] = []
-        for item in payload["data"]:
-            value = item["embedding"]
-            rows.append((int(item["index"]), next(spans_left) if value == 0 and not isinstance(value, str) else value))
-        rows.sort(key=lambda row: row[0])
-        items = [value for _, value in rows]
-        # A server may ignore encoding_format: keep whichever form arrived, without converting.
-        kind: Kind = "json" if all(isinstance(v, bytes) for v in items) else "base64"
-        if kind == "base64" and not all(isinstance(v, str) for v in items):
-            raise ValueError("embeddings are neither all float arrays nor all base64 strings")
-        usage = payload.get("usage") or {}
-        tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
-        return EmbedResult(Vectors(kind, items), tokens)
+        return await self.post_embeddings(f"{self.base_url(call.credentials)}/embeddings", self.embed_body(call), call)

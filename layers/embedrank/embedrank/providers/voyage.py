@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Encoding, Vectors
 from .base import Adapter as BaseAdapter
 from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
 
@@ -30,13 +29,7 @@ class Adapter(BaseAdapter):
             body["input_type"] = call.input_type
         if call.dimensions is not None:
             body["output_dimension"] = call.dimensions
-        url = f"{self.base_url(call.credentials)}/embeddings"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        items = [item["embedding"] for item in sorted(payload["data"], key=lambda item: item["index"])]
-        # Trust the shape that arrived over the one asked for: a proxy in between may have re-encoded floats.
-        encoding: Encoding = "base64" if all(isinstance(v, str) for v in items) else "float"
-        usage = payload.get("usage") or {}
-        return EmbedResult(Vectors(encoding, items), int(usage.get("total_tokens") or 0))
+        return await self.post_embeddings(f"{self.base_url(call.credentials)}/embeddings", body, call)
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
         # Voyage only has a truncation switch (on by default), not a token count: refuse rather than ignore it.
