@@ -53,7 +53,7 @@ def page(results: list[tuple[int, float]], token: str | None = None) -> dict[str
 @pytest.fixture
 def stub(services: Any) -> Any:
     agent = boto3.client("bedrock-agent-runtime", region_name="us-west-2")
-    services.gateway.registry.get("bedrock_rerank").agent = agent
+    services.gateway.registry.get("bedrock", "rerank").agent = agent
     with Stubber(agent) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()
@@ -154,7 +154,7 @@ def test_rerank_region_comes_from_the_bedrock_secret_entry(
         SecretString=json.dumps({"bedrock": {"rerank_region": "ca-central-1"}}),
     )
     parameters.clear_caches()
-    adapter = services.gateway.registry.get("bedrock_rerank")
+    adapter = services.gateway.registry.get("bedrock", "rerank")
     regions: list[str | None] = []
 
     def agent_for(region: str | None, timeout: float) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 from .auth import Principal
 from .catalog import Deployment
 from .errors import InvalidRequest, UpstreamError
-from .providers import MODULES
 from .providers.base import RerankCall, RerankResult
 from .schemas import RerankRequest
 from .service import Gateway
@@ -42,16 +41,6 @@ class RerankOutcome:
             for item, text in zip(items, self.documents, strict=True):
                 item["document"] = {"text": text}
         return items
-
-
-def adapter_key(provider: str) -> str:
-    """The registry key of a provider's rerank adapter.
-
-    Bedrock reranks through a different AWS service (bedrock-agent-runtime) than it embeds (bedrock-runtime), so its
-    rerank adapter is its own module, ``<provider>_rerank``; the deployment still reports the provider as ``bedrock``.
-    """
-    dedicated = f"{provider}_rerank"
-    return dedicated if dedicated in MODULES else provider
 
 
 async def rerank(gateway: Gateway, request: RerankRequest, principal: Principal) -> RerankOutcome:
@@ -92,7 +81,7 @@ async def _rerank_on(gateway: Gateway, deployment: Deployment, request: RerankRe
         credentials=await gateway.credentials_for(deployment.provider),
         timeout=gateway.settings.upstream_timeout,
     )
-    adapter = gateway.registry.get(adapter_key(deployment.provider))
+    adapter = gateway.registry.get(deployment.provider, "rerank")
     result = await gateway.call(deployment, lambda timeout: adapter.rerank(replace(call, timeout=timeout)))
     ranked = _ranked(result, call)
     documents = None

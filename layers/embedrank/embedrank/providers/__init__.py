@@ -13,6 +13,7 @@ from ..errors import ProviderNotConfigured
 if TYPE_CHECKING:
     import httpx
 
+    from ..catalog import Kind
     from .base import Adapter
 
 # Ordered: the order in which providers are documented and listed.
@@ -27,9 +28,10 @@ MODULES: dict[str, str] = {
     "selfhosted": "selfhosted",
     "infinity": "infinity",
     "tei": "tei",
-    # Bedrock reranks through bedrock-agent-runtime; reranking.adapter_key picks this module for bedrock rerank models.
-    "bedrock_rerank": "bedrock_rerank",
 }
+# A provider whose rerank API is a different service gets its own module for that kind: Bedrock embeds through
+# bedrock-runtime and reranks through bedrock-agent-runtime. Deployments still report the provider as "bedrock".
+KIND_MODULES: dict[tuple[str, str], str] = {("bedrock", "rerank"): "bedrock_rerank"}
 
 
 class Registry:
@@ -39,12 +41,12 @@ class Registry:
         self._client = client
         self._adapters: dict[str, Adapter] = {}
 
-    def get(self, provider: str) -> Adapter:
-        adapter = self._adapters.get(provider)
+    def get(self, provider: str, kind: Kind = "embedding") -> Adapter:
+        module_name = KIND_MODULES.get((provider, kind)) or MODULES.get(provider)
+        if module_name is None:
+            raise ProviderNotConfigured(f"No adapter is installed for provider {provider}.")
+        adapter = self._adapters.get(module_name)
         if adapter is None:
-            module_name = MODULES.get(provider)
-            if module_name is None:
-                raise ProviderNotConfigured(f"No adapter is installed for provider {provider}.")
             module = importlib.import_module(f"{__name__}.{module_name}")
-            adapter = self._adapters[provider] = module.Adapter(self._client)
+            adapter = self._adapters[module_name] = module.Adapter(self._client)
         return adapter
