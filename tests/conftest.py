@@ -142,3 +142,12 @@ def live_server(fake_provider: str) -> Iterator[str]:
     proc, base = start_local_server(local_env(fake_provider))
     yield base
     stop(proc)
+
+
+@pytest.fixture
+def log_stream() -> Iterator[Any]:
+    """Everything the Powertools logger writes during the test."""
+    from lambda_harness import captured_logs
+
+    with captured_logs() as buffer:
+        yield buffer

@@ -49,9 +49,9 @@ def norm(values: list[float]) -> float:
 # -- HTTP providers ------------------------------------------------------------------------------------------------
 
 
-def voyage_answer(request: httpx.Request, dims: int = 1024, tokens_per_input: int = 5) -> httpx.Response:
-    body = json.loads(request.content)
-    dims = body.get("output_dimension") or dims
+def openai_shaped(body: dict[str, Any], dims: int, usage: dict[str, int], **top: Any) -> httpx.Response:
+    """An OpenAI-shaped answer, out of order on purpose; base64 when the request asked, each vector seeded by its
+    text so tests can prove the order."""
     encode = body.get("encoding_format") == "base64"
     data = [
         {
@@ -61,28 +61,26 @@ def voyage_answer(request: httpx.Request, dims: int = 1024, tokens_per_input: in
         }
         for i, t in enumerate(body["input"])
     ]
-    usage = {"total_tokens": tokens_per_input * len(data)}
-    return json_response({"object": "list", "data": data[::-1], "model": body["model"], "usage": usage})
+    return json_response({"object": "list", "model": body["model"], "data": data[::-1], "usage": usage, **top})
+
+
+def voyage_answer(request: httpx.Request, dims: int = 1024, tokens_per_input: int = 5) -> httpx.Response:
+    body = json.loads(request.content)
+    usage = {"total_tokens": tokens_per_input * len(body["input"])}
+    return openai_shaped(body, body.get("output_dimension") or dims, usage)
 
 
 def jina_answer(request: httpx.Request, dims: int = 1024, tokens_per_input: int = 4) -> httpx.Response:
     body = json.loads(request.content)
-    dims = body.get("dimensions") or dims
-    data = [
-        {"object": "embedding", "index": i, "embedding": vector(seed(t), dims)} for i, t in enumerate(body["input"])
-    ]
-    usage = {"total_tokens": tokens_per_input * len(data), "prompt_tokens": tokens_per_input * len(data)}
-    return json_response({"model": body["model"], "object": "list", "usage": usage, "data": data[::-1]})
+    tokens = tokens_per_input * len(body["input"])
+    return openai_shaped(body, body.get("dimensions") or dims, {"total_tokens": tokens, "prompt_tokens": tokens})
 
 
 def mistral_answer(request: httpx.Request, dims: int = 1024, tokens_per_input: int = 3) -> httpx.Response:
     body = json.loads(request.content)
-    dims = body.get("output_dimension") or dims
-    data = [
-        {"object": "embedding", "index": i, "embedding": vector(seed(t), dims)} for i, t in enumerate(body["input"])
-    ]
-    usage = {"prompt_tokens": tokens_per_input * len(data), "total_tokens": tokens_per_input * len(data)}
-    return json_response({"id": "e-1", "object": "list", "model": body["model"], "data": data[::-1], "usage": usage})
+    tokens = tokens_per_input * len(body["input"])
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return openai_shaped(body, body.get("output_dimension") or dims, usage, id="e-1")
 
 
 def gemini_answer(request: httpx.Request, dims: int = 3072) -> httpx.Response:
@@ -201,14 +199,5 @@ def bedrock_cohere_payload(texts: list[str], dims: int = 1024, by_type: bool = T
 def selfhosted_answer(request: httpx.Request, dims: int = 4096) -> httpx.Response:
     """An OpenAI-compatible server (vLLM, TEI, Infinity): base64 when asked, vectors seeded by the text it saw."""
     body = json.loads(request.content)
-    encode = body.get("encoding_format") == "base64"
-    data = [
-        {
-            "object": "embedding",
-            "index": i,
-            "embedding": b64(vector(seed(t), dims)) if encode else vector(seed(t), dims),
-        }
-        for i, t in enumerate(body["input"])
-    ]
-    usage = {"prompt_tokens": 7 * len(data), "total_tokens": 7 * len(data)}
-    return json_response({"object": "list", "data": data[::-1], "model": body["model"], "usage": usage})
+    tokens = 7 * len(body["input"])
+    return openai_shaped(body, dims, {"prompt_tokens": tokens, "total_tokens": tokens})

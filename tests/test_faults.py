@@ -23,7 +23,8 @@ from conftest import auth, usage_records
 from embedrank.catalog import load_catalog
 from embedrank.config import Settings
 from fakes import b64, vector
-from usage_faults import FaultyUsageWrites, captured_logs, replay_lines, throttled
+from lambda_harness import captured_logs
+from usage_faults import FaultyUsageWrites, replay_lines, throttled
 
 Reply = tuple[int, dict[str, str], bytes]
 

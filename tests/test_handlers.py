@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from conftest import DEV_KEY, PROVIDER_SECRET, FakeUpstream, usage_records
 from fakes import cohere_embed_answer, json_response, openai_answer
-from lambda_harness import captured_logs, invoke, load_event, wired
+from lambda_harness import invoke, load_event, wired
 
 
 @pytest.fixture
@@ -64,12 +63,6 @@ def test_two_invocations_reuse_the_container(handler: Any, upstream: FakeUpstrea
     second = invoke(handler, event)
     assert first[0] == second[0] == 200
     assert len(usage_records(settings)) == 2
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    with captured_logs() as buffer:
-        yield buffer
 
 
 def test_logs_never_hold_keys_secrets_or_input(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,8 +12,8 @@ import pytest
 
 from conftest import DEV_KEY, PROVIDER_SECRET, FakeUpstream, usage_records
 from fakes import json_response
-from lambda_harness import captured_logs, load_event, wired
 from lambda_harness import invoke as run
+from lambda_harness import load_event, wired
 
 DOCS = [
     "PostgreSQL supports pgvector for vector search",
@@ -98,12 +97,6 @@ def test_the_rerank_function_serves_only_rerank(handler: Any, upstream: FakeUpst
     status, _, body = invoke(handler, event)
     assert status == 404 and body["error"]["code"] == "not_found"
     assert not upstream.requests
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    with captured_logs() as buffer:
-        yield buffer
 
 
 def test_logs_never_hold_keys_secrets_or_documents(

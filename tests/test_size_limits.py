@@ -29,6 +29,7 @@ from embedrank.sizes import (
     fit_body,
 )
 from fakes import json_response
+from lambda_harness import LambdaContext
 
 MODEL = "openai/text-embedding-3-small"  # 1536 dimensions
 
@@ -226,16 +227,6 @@ def handler(aws: None, upstream: FakeUpstream) -> Any:
     )
     embeddings_handler.app.state.services.auth._keys.clear()
     return embeddings_handler.handler
-
-
-class LambdaContext:
-    function_name = "EmbeddingsFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:EmbeddingsFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 def lambda_event(n: int, accept_encoding: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from embedrank.config import Settings
 from embedrank.stores import Stores, UsageRecord
 from embedrank.usage import Meter, parse_replay_line
 from fakes import openai_answer
-from usage_faults import FaultyUsageWrites, cancelled_by_throttling, captured_logs, replay_lines, throttled
+from lambda_harness import captured_logs
+from usage_faults import FaultyUsageWrites, cancelled_by_throttling, replay_lines, throttled
 
 SECRET_INPUT = "confidential-quarterly-numbers"
 

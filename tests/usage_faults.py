@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -50,19 +47,6 @@ class FaultyUsageWrites:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
-
-
-@contextmanager
-def captured_logs() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes meanwhile (its handler keeps the stream it was built with)."""
-    from embedrank.observability import logger
-
-    buffer = io.StringIO()
-    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
-    try:
-        yield buffer
-    finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def replay_lines(logs: str) -> list[dict[str, Any]]:
