@@ -1,6 +1,6 @@
-"""Mode (b): the Lambda handlers invoked in-process with API Gateway v2 events, the stores on moto (in-process).
+"""Mode (b): the Lambda handlers invoked in-process with API Gateway v2 events, the stores on moto (a child process).
 
-Run as ``python -m bench.inprocess --fake-port N --out result.json`` (a child process: moto's patching, the
+Run as ``python -m bench.inprocess --fake-port N --out result.json`` (a child process: the
 module-level app and the event loop Mangum keeps stay out of the orchestrator).
 
 "Excluding AWS calls": every boto3 API call is timed by wrapping ``BaseClient._make_api_call`` and that time is
