@@ -100,8 +100,8 @@ def services(aws: None, settings: Settings, upstream: FakeUpstream) -> Any:
     from embedrank.app import Services
     from embedrank.providers import Registry
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
-    return Services.build(settings, registry=Registry(client))
+    transport = httpx.MockTransport(upstream)
+    return Services.build(settings, registry=Registry(transport))
 
 
 @pytest.fixture

@@ -173,9 +173,9 @@ with mock_aws():
     from embedrank.observability import tracer
     from embedrank.providers import Registry
 
-    # Built after the handler's import, like the real shared client (created on the first provider call).
-    client = httpx.AsyncClient(transport=httpx.MockTransport(openai_answer))
-    embeddings_handler.app.state.services.gateway.registry = Registry(client)
+    # Built after the handler's import, like the real shared transport (created on the first provider call).
+    transport = httpx.MockTransport(openai_answer)
+    embeddings_handler.app.state.services.gateway.registry = Registry(transport)
 
     class Context:
         function_name = "EmbeddingsFunction"

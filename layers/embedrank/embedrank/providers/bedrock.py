@@ -88,8 +88,10 @@ class Adapter(BaseAdapter):
     provider = "bedrock"
     needs_credentials = False
 
-    def __init__(self, client: httpx.AsyncClient | None = None, runtime: BedrockRuntimeClient | None = None) -> None:
-        super().__init__(client)
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport | None = None, runtime: BedrockRuntimeClient | None = None
+    ) -> None:
+        super().__init__(transport)
         self.runtime = runtime  # injectable (tests: a Stubber-wrapped client); else created on first use
 
     def _runtime(self, timeout: float) -> BedrockRuntimeClient:

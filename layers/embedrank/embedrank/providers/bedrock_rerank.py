@@ -34,9 +34,9 @@ class Adapter(BaseAdapter):
     needs_credentials = False
 
     def __init__(
-        self, client: httpx.AsyncClient | None = None, agent: AgentsforBedrockRuntimeClient | None = None
+        self, transport: httpx.AsyncBaseTransport | None = None, agent: AgentsforBedrockRuntimeClient | None = None
     ) -> None:
-        super().__init__(client)
+        super().__init__(transport)
         self.agent = agent  # injectable (tests: a Stubber-wrapped client); it then serves every region
         self._agents: dict[str | None, AgentsforBedrockRuntimeClient] = {}
         self._lock = threading.Lock()
