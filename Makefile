@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml layers/embedrank/requirements.txt
 
 install: $(STAMP)
 
+# The malloc settings are the Lambda functions' own (template.yaml): freed memory stays in the heap.
+MALLOC_ENV := MALLOC_TRIM_THRESHOLD_=134217728 MALLOC_MMAP_THRESHOLD_=16777216
+
 serve: $(STAMP)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m embedrank.local
+	HOST=$(HOST) PORT=$(PORT) $(MALLOC_ENV) $(BIN)/python -m embedrank.local
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,7 +41,7 @@ unit: $(STAMP)
 test: lint typecheck cfn-lint unit
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(MALLOC_ENV) $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache

@@ -67,7 +67,8 @@ def run_inprocess(fake_port: int, sizes: Sizes, with_rerank: bool) -> dict[str, 
         if with_rerank:
             cmd.append("--rerank")
         # The handlers log one JSON line per request to stdout, as in Lambda; that is part of the cost, not output.
-        subprocess.run(cmd, env=python_env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        # Metrics on, as in Lambda (one EMF document per request on stdout); the X-Ray SDK tracer off.
+        subprocess.run(cmd, env=python_env(EMBEDRANK_METRICS="1"), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         result: dict[str, Any] = orjson.loads(out.read_bytes())
         return result
 

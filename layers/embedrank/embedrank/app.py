@@ -8,6 +8,7 @@ got past authentication, and one log line.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import traceback
 import uuid
@@ -221,6 +222,21 @@ class Exchange:
         provider = record.provider or (error.provider if isinstance(error, UpstreamError) else "")
         upstream_ms = budget.upstream_ms if budget is not None else []
         attempts = budget.attempts if budget is not None else 0
+        # Metrics first: their EMF line waits in the stdout buffer and leaves with the log line's flush, one write.
+        model = self.services.meter.rollup_model(record.model)
+        annotate_trace(model, provider or NO_PROVIDER, record.status)
+        publish_request(
+            # Dimension values stay few: catalog ids, else "(none)" / "(unknown)", never the caller's string.
+            model=model,
+            provider=provider or NO_PROVIDER,
+            status=record.status,
+            latency_ms=record.latency_ms,
+            upstream_ms=upstream_ms,
+            attempts=attempts,
+            tokens=record.tokens,
+            search_units=record.search_units,
+            cost=record.cost,
+        )
         logger.info(
             "request",
             extra={
@@ -242,20 +258,7 @@ class Exchange:
                 "error_code": error.code if error is not None else None,
             },
         )
-        model = self.services.meter.rollup_model(record.model)
-        annotate_trace(model, provider or NO_PROVIDER, record.status)
-        publish_request(
-            # Dimension values stay few: catalog ids, else "(none)" / "(unknown)", never the caller's string.
-            model=model,
-            provider=provider or NO_PROVIDER,
-            status=record.status,
-            latency_ms=record.latency_ms,
-            upstream_ms=upstream_ms,
-            attempts=attempts,
-            tokens=record.tokens,
-            search_units=record.search_units,
-            cost=record.cost,
-        )
+        sys.stdout.flush()  # a no-op after the log line's flush; the EMF line's write when the level filters it out
 
 
 async def _embeddings(ex: Exchange) -> Response:

@@ -40,9 +40,9 @@ def b64_len(dims: int) -> int:
     return 4 * math.ceil(dims * 4 / 3)
 
 
-# Bytes a float array's JSON text never holds, but every other JSON value does (a string, an object, a nested array,
-# true/false/null), and so do NaN and Infinity, which Python's json module writes.
-_NOT_IN_NUMBERS = (b'"', b"{", b"[", b"t", b"f", b"n", b"N", b"I")
+# Bytes a float array's JSON text never holds, but every other JSON value does (a string, an object, true/false/null),
+# and so do NaN and Infinity, which Python's json module writes. A nested array is caught by a "[" past the first byte.
+_NOT_IN_NUMBERS = (b'"', b"{", b"t", b"f", b"n", b"N", b"I")
 Kind = Literal["float", "base64", "json"]
 
 
@@ -78,18 +78,20 @@ def split_float_arrays(raw: bytes, key: bytes = b'"embedding"') -> tuple[Any, li
 def _json_widths(spans: list[bytes]) -> set[int]:
     """The width of float arrays' JSON text: {-1} when any holds something other than numbers.
 
-    Each array is probed for the bytes above (one memchr each, ~0.3 µs per 1536-dim array); elements are counted
-    in the first array only, since one answer's vectors come from one model. An exact per-character check plus a
-    count of every array cost ~0.45 ms per 16x1536 answer, almost half the gateway's latency budget.
+    Each array is probed for the bytes above (one memchr each, ~4 µs per 1536-dim array in all); elements are
+    counted in the first array only, since one answer's vectors come from one model. An exact per-character check
+    plus a count of every array cost ~0.45 ms per 16x1536 answer, almost half the gateway's latency budget.
     """
     for span in spans:
-        inner = span[1:-1]
-        if any(probe in inner for probe in _NOT_IN_NUMBERS):
+        if span.find(b"[", 1) >= 0:
             return {-1}
+        for probe in _NOT_IN_NUMBERS:
+            if probe in span:
+                return {-1}
     if not spans:
         return set()
-    first = spans[0][1:-1]
-    return {first.count(b",") + 1 if first.strip() else 0}
+    first = spans[0]
+    return {first.count(b",") + 1 if first[1:-1].strip() else 0}
 
 
 class Vectors:
