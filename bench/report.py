@@ -185,31 +185,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+# Used only when the README has no performance section yet: its prose is kept in the README, not here.
 SECTION = """## Performance
-
-`make bench` (the `bench/` package) measures the gateway against the same request sent straight to a fake
-OpenAI-compatible and a fake Cohere upstream that it starts on loopback (1536-dim vectors, answers pre-serialized so
-the fake costs next to nothing). It prints every figure as JSON on stdout and one PASS/FAIL line per budget on
-stderr, exits non-zero when a budget fails, and rewrites the table below.
-
-- *Added latency* is p50/p99 through the gateway minus p50/p99 straight to the fake, same client, same request
-  (embeddings: 16 inputs, float or base64; rerank: 50 documents). In-process, the Lambda handler gets an API Gateway
-  v2 event with the stores on moto (a child process on loopback), and the time spent inside boto3 calls is subtracted
-  (a Lambda container serves one
-  request at a time, so the in-process figures are at concurrency 1). Through `make serve`, the local AWS (moto
-  server) stays in the loop.
-- *AWS calls per request* are counted on every boto3 client after warm-up; the key and plan reads that recur once
-  per `AUTH_CACHE_SECONDS` are shown but not counted against the budget.
-- *Cold import*: the handler module imported in a fresh interpreter with only the layer and the function on the path,
-  with the Lambda environment and the X-Ray SDK tracer off; with it on (`EMBEDRANK_XRAY_SDK=1`, the template's
-  default `XRaySdkTracing=true`) the figure is shown beside it.
-- *Layer*: `pip install -r layers/embedrank/requirements.txt` for manylinux2014 aarch64 / CPython 3.12 into a folder,
-  plus the `embedrank` package, files summed (no `.pyc`), MB = 10^6 bytes.
-- *Fan-out*: 2048 inputs to a 96-per-call model (cohere/embed-v4.0, 256 dims, base64: 2048x1536 does not fit
-  Lambda's 6 MB response in any encoding) with 50 ms upstream delay, through the handler
-  (time in boto3 calls excluded), against the same 22 calls made one after another by the client.
-- The peer is the LiteLLM proxy 1.103.7 measured on this machine (see issue 7); "well above" its throughput means at
-  least 2×.
 
 {start}
 {table}

@@ -45,10 +45,13 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
         if name not in existing:
             db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **shape)
             db.get_waiter("table_exists").wait(TableName=name)
-    db.update_time_to_live(
-        TableName=config.usage_table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": tables.USAGE_TTL_ATTRIBUTE},
-    )
+    # Enabling TTL that is already on is a ValidationException in AWS (and devaws): a second run must not fail.
+    ttl = db.describe_time_to_live(TableName=config.usage_table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        db.update_time_to_live(
+            TableName=config.usage_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": tables.USAGE_TTL_ATTRIBUTE},
+        )
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:
