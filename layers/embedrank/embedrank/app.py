@@ -13,13 +13,14 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -68,6 +69,13 @@ class Services:
     meter: Meter
     limiter: Limiter
     stores: Stores
+    # Usage writes still running after their response went out (uvicorn only; see ``Exchange.run``).
+    settling: set[asyncio.Future[None]] = field(default_factory=set)
+
+    async def settled(self) -> None:
+        """Wait for the usage writes of responses already sent, so a read sees them."""
+        if self.settling:
+            await asyncio.gather(*self.settling, return_exceptions=True)
 
     @classmethod
     def build(
@@ -211,9 +219,23 @@ class Exchange:
             response.headers["x-embedrank-cost"] = f"{record.cost:.10f}".rstrip("0").rstrip(".")
         if self.principal is not None:
             record.timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            await self.io(self.services.meter.record, record)
-        self._observe(error)
+        if "aws.context" in self.request.scope:
+            await self._settle(error)  # Lambda may freeze the container as soon as the handler returns
+            return response
+        # Under uvicorn the usage write starts now and runs while the response is sent, instead of before it. The
+        # ASGI call still ends only once it is done (a background task), so shutdown and the test client wait for
+        # it, and /v1/usage waits for those still running (``Services.settled``).
+        settling = asyncio.ensure_future(self._settle(error))
+        self.services.settling.add(settling)
+        settling.add_done_callback(self.services.settling.discard)
+        response.background = BackgroundTask(_finish, settling)
         return response
+
+    async def _settle(self, error: EmbedrankError | None) -> None:
+        """The request's usage record (never raises: a failed write becomes a replay log line), log line, metrics."""
+        if self.principal is not None:
+            await self.io(self.services.meter.record, self.record)
+        self._observe(error)
 
     def _observe(self, error: EmbedrankError | None) -> None:
         """The request's one log line and its metrics: ids, model, numbers and status, never a key or input text."""
@@ -313,6 +335,7 @@ async def _models(ex: Exchange) -> Response:
 
 async def _usage(ex: Exchange) -> Response:
     principal = await ex.authenticate()
+    await ex.services.settled()
     start, end = report_range(ex.request.query_params)
     report = await asyncio.to_thread(daily_report, ex.services.stores, principal.key_id, start, end)
     return json_response(report)
@@ -381,6 +404,11 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
 }
 OPENAPI_PATH = "/openapi.json"
+
+
+async def _finish(settling: asyncio.Future[None]) -> None:
+    # Shielded: a client that disconnects cancels the request's task, and must not cancel its usage write with it.
+    await asyncio.shield(settling)
 
 
 def _route(

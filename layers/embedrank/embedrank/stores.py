@@ -145,7 +145,10 @@ def dynamodb_client() -> DynamoDBClient:
                 # 1-2 s per retry on throttling, which would stall the hot path (admission, usage write).
                 # No client-side parameter validation: every request is built here from typed values, DynamoDB
                 # validates it anyway, and botocore's check costs 0.1-0.5 ms per call on the hot path.
+                # A fixed User-Agent: botocore otherwise rebuilds and sanitizes its default one character by
+                # character on every call (~0.15 ms of a ~1 ms call on the dev machine).
                 config = Config(
+                    user_agent="embedrank",
                     parameter_validation=False,
                     retries={"max_attempts": 3, "mode": "legacy"},
                     connect_timeout=2,
