@@ -88,7 +88,7 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
         result["not_measured"].append("rerank: POST /v1/rerank is not routed by embedrank.app yet")
     with fake_upstream() as fake_port:
         if "server" in parts:
-            log("server mode (make serve: uvicorn + moto server) ...")
+            log("server mode (make serve: uvicorn + devaws) ...")
             with server.local_server(fake_port) as port:
                 result["server"] = asyncio.run(run_server(port, fake_port, sizes, routed))
         if "inprocess" in parts:

@@ -1,4 +1,4 @@
-"""Mode (a): ``make serve``'s server (``python -m embedrank.local``: uvicorn plus its embedded moto local AWS) in a
+"""Mode (a): ``make serve``'s server (``python -m embedrank.local``: uvicorn plus its local AWS, devaws) in a
 child process, driven over loopback by the bench client; the same client calls the fake upstream directly."""
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from moto import mock_aws  # noqa: E402
 from embedrank.config import Settings  # noqa: E402
 from embedrank.localaws import item_level_transactions  # noqa: E402
 
-# The tests' moto behaves like `make serve`'s embedded one (item-level transaction rollback; see localaws.py).
+# The tests' moto rolls a failed transaction back item by item, as DynamoDB does (see localaws.py).
 item_level_transactions()
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +65,18 @@ class FakeUpstream:
 
     def json(self, i: int = -1) -> Any:
         return json.loads(self.requests[i].content)
+
+
+@pytest.fixture(autouse=True)
+def lambda_main_thread_loop() -> None:
+    """Mangum runs each invocation on the main thread's current event loop, which Lambda's fresh process always has;
+    a test before this one that used ``asyncio.run`` leaves the main thread with none."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 @pytest.fixture

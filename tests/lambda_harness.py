@@ -3,7 +3,6 @@ Powertools logger's output."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -49,23 +48,11 @@ def wired(module: ModuleType, upstream: FakeUpstream) -> Any:
 def invoke(
     handler: Any, event: dict[str, Any], function: str = "EmbeddingsFunction"
 ) -> tuple[int, dict[str, str], Any]:
-    _lambda_main_thread_loop()
     result = handler(event, LambdaContext(function_name=function))
     body = result["body"]
     if result.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     return result["statusCode"], result["headers"], json.loads(body)
-
-
-def _lambda_main_thread_loop() -> None:
-    """Mangum runs each invocation on the main thread's current loop, which Lambda's fresh process always has; an
-    earlier test's ``asyncio.run`` leaves the main thread with none."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        loop = None
-    if loop is None or loop.is_closed():
-        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 @contextmanager

@@ -1,11 +1,10 @@
-"""Make the embedded local AWS (moto) fast enough to sit in ``make serve``'s request path.
+"""Make moto fast enough for many requests in a row (the tests, and the bench's in-process AWS-call counts;
+``make serve`` uses devaws instead).
 
 moto rolls a failed ``TransactWriteItems`` back by deep-copying, before every transaction, each whole table it
 touches. The usage write is one transaction per request into a table that grows by a record per request, so the copy
 makes every request slower than the last (~100 ms after a thousand requests, measured with ``make bench``). Here the
-rollback snapshot holds only the items the transaction names, which is all a rollback needs. Used only by the
-embedded server that ``embedrank.local`` starts; never in Lambda, and not when ``AWS_ENDPOINT_URL`` names another
-local AWS.
+rollback snapshot holds only the items the transaction names, which is all a rollback needs. Never used in Lambda.
 """
 
 from __future__ import annotations
