@@ -43,31 +43,35 @@ def handler_modules() -> dict[str, Path]:
     return {p.stem: p for p in sorted((ROOT / "functions").glob("*/*_handler.py"))}
 
 
-def import_time(path: Path, runs: int, xray_sdk: bool = False) -> dict[str, Any]:
-    code = IMPORT_SNIPPET.format(layer=str(LAYER), folder=str(path.parent), module=path.stem)
+def import_times(paths: dict[str, Path], runs: int, xray_sdk: bool = False) -> dict[str, dict[str, Any]]:
+    """Each handler's import time, ``runs`` times, taking the handlers in turn: the machine's speed drifts (other
+    work shares it), and round robin spreads the drift over every handler instead of charging it to one."""
     env = {k: v for k, v in python_env().items() if not k.startswith(("AWS_LAMBDA", "POWERTOOLS_TRACE"))}
     env.pop("PYTHONPATH", None)  # only what Lambda has: the layer and the function's folder
     env["PYTHONDONTWRITEBYTECODE"] = "0"
     env.update(LAMBDA_ENV)
     if xray_sdk:
         env["EMBEDRANK_XRAY_SDK"] = "1"
-    samples = []
-    for _ in range(runs + 1):  # the first run compiles .pyc files (Lambda ships them compiled by the runtime cache)
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
-    samples = samples[1:]
+    codes = {
+        name: IMPORT_SNIPPET.format(layer=str(LAYER), folder=str(path.parent), module=path.stem)
+        for name, path in paths.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for run in range(runs + 1):  # the first run compiles .pyc files (Lambda ships them compiled by the runtime cache)
+        for name, code in codes.items():
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+            )
+            if run:
+                samples[name].append(float(out.stdout.strip().splitlines()[-1]))
     return {
-        "runs": runs,
-        "median_ms": round(statistics.median(samples) * 1000, 1),
-        "min_ms": round(min(samples) * 1000, 1),
-        "max_ms": round(max(samples) * 1000, 1),
+        name: {
+            "runs": runs,
+            "median_ms": round(statistics.median(values) * 1000, 1),
+            "min_ms": round(min(values) * 1000, 1),
+            "max_ms": round(max(values) * 1000, 1),
+        }
+        for name, values in samples.items()
     }
 
 

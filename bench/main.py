@@ -99,13 +99,10 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
             result["inprocess"] = run_inprocess(fake_port, sizes, with_rerank)
     if "cold" in parts:
         log("cold imports ...")
-        imports = {
-            name: {
-                "lambda": coldstart.import_time(path, sizes.import_runs),
-                "xray_sdk": coldstart.import_time(path, max(1, sizes.import_runs // 2), xray_sdk=True),
-            }
-            for name, path in coldstart.handler_modules().items()
-        }
+        modules = coldstart.handler_modules()
+        plain = coldstart.import_times(modules, sizes.import_runs)
+        traced = coldstart.import_times(modules, max(1, sizes.import_runs // 2), xray_sdk=True)
+        imports = {name: {"lambda": plain[name], "xray_sdk": traced[name]} for name in modules}
         result["cold_start"] = {"imports": imports}
         if sizes.layer:
             log("layer build (pip, manylinux2014_aarch64, cp312) ...")
