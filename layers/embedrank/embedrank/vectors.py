@@ -40,9 +40,10 @@ def b64_len(dims: int) -> int:
     return 4 * math.ceil(dims * 4 / 3)
 
 
-# Bytes a float array's JSON text never holds, but every other JSON value does (a string, an object, true/false/null),
-# and so do NaN and Infinity, which Python's json module writes. A nested array is caught by a "[" past the first byte.
-_NOT_IN_NUMBERS = (b'"', b"{", b"t", b"f", b"n", b"N", b"I")
+# Bytes a float array's JSON text never holds but any other JSON value does: a string or an object needs '"' or "{",
+# a nested array a "[" past the first byte, and every literal one of three letters: true (t), false (a), null (n),
+# and NaN (a), Infinity (n, t), which Python's json module writes. Each probe is one memchr over the array.
+_NOT_IN_NUMBERS = (b'"', b"{", b"t", b"a", b"n")
 Kind = Literal["float", "base64", "json"]
 
 
@@ -78,9 +79,9 @@ def split_float_arrays(raw: bytes, key: bytes = b'"embedding"') -> tuple[Any, li
 def _json_widths(spans: list[bytes]) -> set[int]:
     """The width of float arrays' JSON text: {-1} when any holds something other than numbers.
 
-    Each array is probed for the bytes above (one memchr each, ~4 µs per 1536-dim array in all); elements are
-    counted in the first array only, since one answer's vectors come from one model. An exact per-character check
-    plus a count of every array cost ~0.45 ms per 16x1536 answer, almost half the gateway's latency budget.
+    Each array is probed for the bytes above (~3 µs per 1536-dim array in all); elements are counted in the first
+    array only, since one answer's vectors come from one model. An exact per-character check plus a count of every
+    array cost ~0.45 ms per 16x1536 answer, almost half the gateway's latency budget.
     """
     for span in spans:
         if span.find(b"[", 1) >= 0:
