@@ -34,7 +34,7 @@ REPLAY_MESSAGE = "usage_replay"
 MAX_LOGGED_MODEL = 128
 # The usage write happens while the caller waits (a Lambda container is frozen once it answers), so its retries are
 # few and short: attempt n waits up to 50 ms * 2**n (full jitter), and none starts after 0.5 s. This is on top of the
-# DynamoDB client's own retries (botocore standard mode).
+# DynamoDB client's own retries (botocore legacy mode: 50 and 100 ms).
 WRITE_ATTEMPTS = 3
 WRITE_BACKOFF = 0.05
 WRITE_BUDGET = 0.5
