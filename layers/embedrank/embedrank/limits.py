@@ -21,6 +21,7 @@ checked against the spend so far, so the request that crosses it completes, and 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from .errors import RateLimited
 from .stores import MeterResult, MeterUpdate, Stores
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one instance per window: identity is equality, and a cheap hash
 class Window:
     limit: str  # the plan's limit name, also the error code's stem
     prefix: str  # counter attribute prefix in the meter item
@@ -102,7 +103,8 @@ class Limiter:
         if not billable:
             budget = None
         now = self._clock().astimezone(UTC)
-        bounds = {w.counter(now): float(limits[w.limit]) for w in (*REQUEST_WINDOWS, TOKENS) if w.limit in limits}
+        names = {w: w.counter(now) for w in (*REQUEST_WINDOWS, TOKENS)}
+        bounds = {names[w]: float(limits[w.limit]) for w in names if w.limit in limits}
         if not bounds and budget is None:
             return None
         day = now.date().isoformat()
@@ -112,14 +114,14 @@ class Limiter:
                 key_id=principal.key_id,
                 day=day,
                 expires_at=meter_expiry(day),
-                counters=[w.counter(now) for w in REQUEST_WINDOWS],
+                counters=[names[w] for w in REQUEST_WINDOWS],
                 bounds=bounds,
                 spend_left=None if budget is None else budget - before,
                 allow_unspent=before <= 0,
                 stale=stale_counters(now),
             )
         )
-        headers = rate_headers(limits, result, now)
+        headers = rate_headers(limits, result, now, names)
         if not result.admitted:
             raise refusal(principal, result, now, None if budget is None else (budget, before), headers)
         return Admission(headers)
@@ -135,6 +137,7 @@ class Limiter:
         return cached
 
 
+@functools.lru_cache(maxsize=8)
 def meter_expiry(day: str) -> int:
     """A day's meter may go once the day after it is over (TTL deletes lazily anyway)."""
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
@@ -147,19 +150,22 @@ def stale_counters(now: datetime) -> list[str]:
     return [MINUTE.counter(minute), TOKENS.counter(minute), HOUR.counter(hour)]
 
 
-def rate_headers(limits: dict[str, int], result: MeterResult, now: datetime) -> dict[str, str]:
+def rate_headers(
+    limits: dict[str, int], result: MeterResult, now: datetime, names: dict[Window, str]
+) -> dict[str, str]:
     """``x-ratelimit-*`` for the tightest request window (fewest requests left; the shorter window on a tie) and
-    for tokens per minute. After a refusal the counters are as they stood, so "remaining" is what is left now."""
+    for tokens per minute. After a refusal the counters are as they stood, so "remaining" is what is left now.
+    ``names``: each window's counter attribute at ``now``."""
     headers: dict[str, str] = {}
     windows = [w for w in REQUEST_WINDOWS if w.limit in limits]
     if windows:
-        left = {w: max(0, limits[w.limit] - int(result.values.get(w.counter(now), 0))) for w in windows}
+        left = {w: max(0, limits[w.limit] - int(result.values.get(names[w], 0))) for w in windows}
         tightest = min(windows, key=lambda w: (left[w], w.step))
         headers["x-ratelimit-limit-requests"] = str(limits[tightest.limit])
         headers["x-ratelimit-remaining-requests"] = str(left[tightest])
         headers["x-ratelimit-reset-requests"] = duration(tightest.reset_after(now))
     if TOKENS.limit in limits:
-        used = int(result.values.get(TOKENS.counter(now), 0))
+        used = int(result.values.get(names[TOKENS], 0))
         headers["x-ratelimit-limit-tokens"] = str(limits[TOKENS.limit])
         headers["x-ratelimit-remaining-tokens"] = str(max(0, limits[TOKENS.limit] - used))
         headers["x-ratelimit-reset-tokens"] = duration(TOKENS.reset_after(now))
