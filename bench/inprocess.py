@@ -303,7 +303,7 @@ class Bench:
                 "gateway": summary(moto["gateway"]),
                 "added_moto_time_subtracted": added(moto["excl_aws"], moto["direct"]),
                 "added_incl_moto": added(moto["gateway"], moto["direct"]),
-                "direct_request_idle_penalty": self.idle_penalty(scenario, idle),
+                "direct_request_idle_penalty": self.idle_penalty(scenario, idle, runs=min(100, requests)),
             },
             "aws_calls_per_request": round((sum(calls.values()) - refresh) / done, 3),
             "aws_auth_cache_refresh_per_request": round(refresh / done, 3),
@@ -323,7 +323,7 @@ class Bench:
         self.meter.replaying = True
         try:
             for name, scenario in scenarios:
-                for _ in range(REPLAY_WARMUP):
+                for _ in range(min(REPLAY_WARMUP, requests)):
                     self.call_direct(scenario.direct_path, scenario.direct_bytes)
                     self.invoke(name, scenario, scenario.gateway_bytes)
             runs: dict[str, dict[str, Any]] = {

@@ -62,3 +62,25 @@ def test_percentile_and_report_lines() -> None:
     lines = report.lines(result)
     assert [ln.verdict for ln in lines] == ["PASS", "PASS", "PASS", "—"]
     assert "| figure | measured | budget | result |" in report.table(result)
+
+
+def test_the_in_process_bench_runs_end_to_end_on_tiny_sizes(tmp_path: Path) -> None:
+    """The Lambda handlers behind moto, then with AWS answered instantly, and the fan-out: shapes only, no timing."""
+    import subprocess
+
+    from bench.client import python_env
+
+    out = tmp_path / "inprocess.json"
+    tiny = ["--requests", "3", "--warmup", "1", "--rerank", "--fanout-runs", "1", "--fanout-inputs", "100"]
+    with fake_upstream() as port:
+        cmd = [sys.executable, "-m", "bench.inprocess", "--fake-port", str(port), "--out", str(out), *tiny]
+        subprocess.run(cmd, env=python_env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=240)
+    result = orjson.loads(out.read_bytes())
+    rows = {row["scenario"]: row for row in result["latency"]}
+    assert set(rows) == {s.name for s in scenarios.all_latency(True)}
+    for row in rows.values():
+        assert row["errors"] == 0 and row["requests"] == 3
+        assert row["aws_calls_per_request"] == 2  # admission and the usage write, the auth reads cached
+        assert set(row["added_excl_aws"]) == {"p50_ms", "p99_ms"}
+        assert set(row["moto_in_the_loop"]["direct_request_idle_penalty"]) >= {"after_idle_p50_ms"}
+    assert result["fanout"]["inputs"] == 100 and result["fanout"]["upstream_calls"] == 2
