@@ -226,3 +226,22 @@ def test_an_unknown_model_id_is_logged_bounded(aws: None, settings: Settings) ->
     unknown, known = replay_lines(logs.getvalue())
     assert unknown["record"]["model"] == "m" * 128  # caller input: bounded, as in the request log
     assert known["record"]["model"] == "openai/text-embedding-3-small"
+
+
+def test_a_replayed_older_record_counts_but_leaves_last_used_alone(
+    aws: None, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stores = Stores(settings)
+    older = record("req-older", timestamp="2025-06-02T09:00:00.000+00:00")
+    writes = FaultyUsageWrites(boto3.client("dynamodb"), always=throttled())
+    with captured_logs() as logs:
+        faulty_meter(settings, writes).record(older)  # lost for now: one replay line
+    assert Meter(stores, 90).record(record("req-newer")) is True  # 10:11:12, answered after the failure
+    assert stores.last_used("key_dev") == "2025-06-02T10:11:12.345+00:00"
+    export = tmp_path / "export.log"
+    export.write_text(logs.getvalue())
+    code, out, _ = run(capsys, "usage", "replay", str(export))
+    assert code == 0 and "Replayed 1 usage records" in out
+    rollup = day_rollup(settings, "key_dev", "2025-06-02", "openai/text-embedding-3-small")
+    assert rollup is not None and rollup["requests"]["N"] == "2"  # the replayed request is counted...
+    assert stores.last_used("key_dev") == "2025-06-02T10:11:12.345+00:00"  # ...without moving last use back

@@ -349,7 +349,9 @@ class Stores:
 
     # -- usage ------------------------------------------------------------------------------------------------------
 
-    def write_usage(self, record: UsageRecord, expires_at: int, meter_expires_at: int, rollup_model: str) -> bool:
+    def write_usage(
+        self, record: UsageRecord, expires_at: int, meter_expires_at: int, rollup_model: str, *, live: bool = True
+    ) -> bool:
         """The one usage write, one ``TransactWriteItems``: the request record, its day and month rollups, the
         month total, and the day's meter (spend for the budget, tokens for the minute's token counter). Returns
         False for a replay: the record exists already, so nothing is counted twice."""
@@ -378,6 +380,11 @@ class Stores:
                 }
             }
 
+        total_set = "SET #period = :period"
+        total_names, total_values = {**names, "#period": "period"}, {**values, ":period": {"S": month}}
+        if live:  # a replayed record is older than the key's latest use: it leaves ``last_used`` alone
+            total_set += ", #last = :ts"
+            total_names["#last"], total_values[":ts"] = "last_used", {"S": ts}
         meter_adds = f"#{COST} :{COST}" + (f", {minute} :tokens" if record.tokens else "")
         items: list[Any] = [
             {
@@ -393,9 +400,9 @@ class Stores:
                 "Update": {
                     "TableName": self.settings.usage_table,
                     "Key": {"pk": pk, "sk": {"S": f"total#{month}"}},
-                    "UpdateExpression": f"ADD {adds} SET #period = :period, #last = :ts",
-                    "ExpressionAttributeNames": {**names, "#period": "period", "#last": "last_used"},
-                    "ExpressionAttributeValues": {**values, ":period": {"S": month}, ":ts": {"S": ts}},
+                    "UpdateExpression": f"ADD {adds} {total_set}",
+                    "ExpressionAttributeNames": total_names,
+                    "ExpressionAttributeValues": total_values,
                 }
             },
             {

@@ -118,8 +118,9 @@ class Meter:
             fields["model"] = record.model[:MAX_LOGGED_MODEL]
         return fields
 
-    def write(self, record: UsageRecord) -> bool:
-        """The usage write, retried on any error but a permanent one; raises the last error. False: already there."""
+    def write(self, record: UsageRecord, *, live: bool = True) -> bool:
+        """The usage write, retried on any error but a permanent one; raises the last error. False: already there.
+        ``live`` is False for a replayed record, which leaves the key's ``last_used`` alone."""
         started = self._clock()
         attempt = 0
         while True:
@@ -130,6 +131,7 @@ class Meter:
                     self.expires_at(record),
                     meter_expiry(record.timestamp[:10]),
                     self.rollup_model(record.model),
+                    live=live,
                 )
             except Exception as exc:
                 if attempt >= self._attempts or _error_code(exc) in PERMANENT_ERRORS:
@@ -189,7 +191,7 @@ def replay(meter: Meter, lines: Iterable[str], report: ReplayReport) -> None:
             continue
         if record is None:
             report.skipped += 1
-        elif meter.write(record):
+        elif meter.write(record, live=False):
             report.replayed += 1
         else:
             report.present += 1
