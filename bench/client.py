@@ -197,11 +197,9 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | Non
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    """The environment for child interpreters: the repo's packages importable, no stray AWS endpoints, and the
-    Lambda functions' malloc settings (template.yaml), which ``make serve`` uses too."""
+    """The environment for child interpreters: the repo's packages importable, no stray AWS endpoints. (``make
+    bench`` sets the Lambda functions' malloc settings for the whole run, as ``make serve`` does.)"""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env.setdefault("MALLOC_TRIM_THRESHOLD_", "134217728")
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", "16777216")
     paths = [str(ROOT), str(ROOT / "layers" / "embedrank")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)

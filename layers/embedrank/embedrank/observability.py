@@ -29,6 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
+    import httpx
     from aws_lambda_powertools import Tracer
 
 SERVICE = "embedrank"
@@ -128,10 +129,6 @@ def tracer() -> Tracer | None:
     # Patched now, at import in Lambda: botocore's patch covers clients created before it, too. Provider calls skip
     # httpx's client layer (providers/base.py), so patching httpx.AsyncClient would see none: see traced_transport.
     return Tracer(service=SERVICE, patch_modules=PATCHED_MODULES)
-
-
-if TYPE_CHECKING:
-    import httpx
 
 
 def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
