@@ -445,16 +445,12 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50_ms": ms(percentile(values, 50)), "p99_ms": ms(percentile(values, 99))}
 
 
-def run(
-    fake_port: int, requests: int, warmup: int, with_rerank: bool, fanout_runs: int, fanout_inputs: int
-) -> dict[str, Any]:
+def run(fake_port: int, requests: int, warmup: int, fanout_runs: int, fanout_inputs: int) -> dict[str, Any]:
     meter = AwsMeter()
     with local_aws(fake_port):
         meter.install()
         bench = Bench(fake_port, meter)
-        scenarios = [
-            ("rerank" if s.gateway_path.endswith("rerank") else "embeddings", s) for s in all_latency(with_rerank)
-        ]
+        scenarios = [("rerank" if s.gateway_path.endswith("rerank") else "embeddings", s) for s in all_latency()]
         results = [bench.moto_pass(name, scenario, requests, warmup) for name, scenario in scenarios]
         instant = bench.instant_pass(scenarios, requests)
         for row in results:
@@ -473,11 +469,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--rerank", action="store_true")
     parser.add_argument("--fanout-runs", type=int, default=3)
     parser.add_argument("--fanout-inputs", type=int, default=2048)
     args = parser.parse_args(argv)
-    result = run(args.fake_port, args.requests, args.warmup, args.rerank, args.fanout_runs, args.fanout_inputs)
+    result = run(args.fake_port, args.requests, args.warmup, args.fanout_runs, args.fanout_inputs)
     Path(args.out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
 

@@ -48,15 +48,7 @@ class Sizes:
         )
 
 
-def rerank_available() -> tuple[bool, bool]:
-    """(the app routes POST /v1/rerank, functions/rerank/rerank_handler.py exists), read from a child interpreter."""
-    code = "from embedrank.app import ENDPOINTS; print('rerank' in ENDPOINTS)"
-    out = subprocess.run([sys.executable, "-c", code], env=python_env(), cwd=ROOT, capture_output=True, text=True)
-    routed = out.returncode == 0 and out.stdout.strip() == "True"
-    return routed, (ROOT / "functions" / "rerank" / "rerank_handler.py").exists()
-
-
-def run_inprocess(fake_port: int, sizes: Sizes, with_rerank: bool) -> dict[str, Any]:
+def run_inprocess(fake_port: int, sizes: Sizes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "inprocess.json"
         cmd = [
@@ -64,8 +56,6 @@ def run_inprocess(fake_port: int, sizes: Sizes, with_rerank: bool) -> dict[str, 
             "--requests", str(sizes.inprocess), "--warmup", str(sizes.warmup),
             "--fanout-runs", str(sizes.fanout_runs), "--fanout-inputs", str(sizes.fanout_inputs),
         ]  # fmt: skip
-        if with_rerank:
-            cmd.append("--rerank")
         # The handlers log one JSON line per request to stdout, as in Lambda; that is part of the cost, not output.
         # Metrics on, as in Lambda (one EMF document per request on stdout); the X-Ray SDK tracer off.
         subprocess.run(cmd, env=python_env(EMBEDRANK_METRICS="1"), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -73,30 +63,24 @@ def run_inprocess(fake_port: int, sizes: Sizes, with_rerank: bool) -> dict[str, 
         return result
 
 
-async def run_server(server_port: int, fake_port: int, sizes: Sizes, with_rerank: bool) -> list[dict[str, Any]]:
+async def run_server(server_port: int, fake_port: int, sizes: Sizes) -> list[dict[str, Any]]:
     return [
         await server.measure(server_port, fake_port, s, sizes.server_c1, sizes.server_c16, sizes.warmup)
-        for s in all_latency(with_rerank)
+        for s in all_latency()
     ]
 
 
 def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
     started = time.perf_counter()
-    routed, handler = rerank_available()
-    result: dict[str, Any] = {"machine": report.machine(), "not_measured": []}
-    if not routed:
-        result["not_measured"].append("rerank: POST /v1/rerank is not routed by embedrank.app yet")
+    result: dict[str, Any] = {"machine": report.machine()}
     with fake_upstream() as fake_port:
         if "server" in parts:
             log("server mode (make serve: uvicorn + devaws) ...")
             with server.local_server(fake_port) as port:
-                result["server"] = asyncio.run(run_server(port, fake_port, sizes, routed))
+                result["server"] = asyncio.run(run_server(port, fake_port, sizes))
         if "inprocess" in parts:
-            with_rerank = routed and handler
-            if routed and not handler:
-                result["not_measured"].append("rerank in-process: functions/rerank/rerank_handler.py does not exist")
             log("in-process Lambda handler, AWS call counts, fan-out ...")
-            result["inprocess"] = run_inprocess(fake_port, sizes, with_rerank)
+            result["inprocess"] = run_inprocess(fake_port, sizes)
     if "cold" in parts:
         log("cold imports ...")
         modules = coldstart.handler_modules()

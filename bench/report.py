@@ -147,8 +147,6 @@ def lines(result: dict[str, Any]) -> list[Line]:
                 fan["speedup"] >= FANOUT_SPEEDUP,
             )
         )
-    for note in result.get("not_measured", []):
-        out.append(Line(note, "not measured", "—", None))
     return out
 
 

@@ -89,8 +89,5 @@ def fanout(count: int = 2048) -> Scenario:
     )
 
 
-def all_latency(with_rerank: bool) -> list[Scenario]:
-    out = [embeddings("float"), embeddings("base64")]
-    if with_rerank:
-        out.append(rerank())
-    return out
+def all_latency() -> list[Scenario]:
+    return [embeddings("float"), embeddings("base64"), rerank()]
