@@ -77,7 +77,6 @@ async def _rerank_on(gateway: Gateway, deployment: Deployment, request: RerankRe
         documents=texts,
         top_n=request.limit,
         max_tokens_per_doc=request.max_tokens_per_doc,
-        return_documents=request.return_documents,
         credentials=await gateway.credentials_for(deployment.provider),
         timeout=gateway.settings.upstream_timeout,
     )
@@ -87,8 +86,7 @@ async def _rerank_on(gateway: Gateway, deployment: Deployment, request: RerankRe
     documents = None
     if request.return_documents:
         # Adapters do not ask providers to echo documents (it only costs bandwidth): the request has the texts.
-        echoed = result.documents or {}
-        documents = [echoed.get(i) or texts[i] for i, _ in ranked]
+        documents = [texts[i] for i, _ in ranked]
     return RerankOutcome(
         deployment=deployment,
         results=ranked,

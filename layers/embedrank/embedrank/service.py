@@ -65,7 +65,7 @@ class EmbedOutcome:
 
 
 class Gateway:
-    """The domain entry points shared by every function: embeddings here, rerank in ``rerank.py``."""
+    """The domain entry points shared by every function: embeddings here, rerank in ``reranking.py``."""
 
     def __init__(
         self,

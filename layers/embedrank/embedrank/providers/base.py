@@ -9,9 +9,9 @@ provider's body, call ``self.post``, read the answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import orjson
 
@@ -73,7 +73,6 @@ class RerankCall:
     documents: list[str]
     top_n: int
     max_tokens_per_doc: int | None
-    return_documents: bool
     credentials: Credentials | None
     timeout: float = 30.0
 
@@ -83,15 +82,24 @@ class RerankResult:
     results: list[tuple[int, float]]  # (index into the request's documents, relevance score)
     tokens: int = 0
     search_units: int = 0
-    documents: dict[int, str] | None = None  # texts the provider echoed back, by index
 
 
-class EmbeddingAdapter(Protocol):
-    async def embed(self, call: EmbedCall) -> EmbedResult: ...
+# One search unit is one query with up to this many documents (Cohere's and Bedrock's billing unit).
+DOCUMENTS_PER_SEARCH_UNIT = 100
 
 
-class RerankAdapter(Protocol):
-    async def rerank(self, call: RerankCall) -> RerankResult: ...
+def search_units(documents: int) -> int:
+    """Search units for one query over ``documents``, for providers that bill by them without saying how many."""
+    return -(-documents // DOCUMENTS_PER_SEARCH_UNIT)
+
+
+def estimate_tokens(texts: Sequence[str]) -> int:
+    """The documented estimate for providers that report no token count: ceil(UTF-8 bytes / 4) per text.
+
+    About four bytes per token is the usual figure for English under BPE/SentencePiece tokenizers; it is
+    reproducible by a caller from their own input, and it is only ever reported with ``estimated: true``.
+    """
+    return sum(-(-len(text.encode("utf-8")) // 4) for text in texts)
 
 
 class Adapter:

@@ -19,7 +19,7 @@ Both answer floats only; the gateway encodes base64.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -33,14 +33,32 @@ from ..errors import (
 )
 from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult
-from .google import estimate_tokens
+from .base import EmbedCall, EmbedResult, estimate_tokens
+from .cohere import INPUT_TYPES as COHERE_INPUT_TYPES  # the same vocabulary, so a fallback gives the same vectors
 
 if TYPE_CHECKING:
     import httpx
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
-COHERE_INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "search_document"}
+
+def client(service: Literal["bedrock-runtime", "bedrock-agent-runtime"], region: str | None, timeout: float) -> Any:
+    """A Bedrock client (embeddings' runtime or rerank's agent runtime), configured the same way for both."""
+    import boto3
+    from botocore.config import Config
+
+    # botocore-stubs lags botocore: the option exists at runtime (botocore >= 1.31) but not in the stubs.
+    config = Config(  # type: ignore[call-arg]
+        # Locally AWS_ENDPOINT_URL* point at the embedded AWS, which has no Bedrock.
+        ignore_configured_endpoint_urls=True,
+        connect_timeout=min(timeout, 5.0),
+        read_timeout=timeout,
+        # One quick retry of transient faults; the gateway's retry policy and a route's next deployment do the rest.
+        retries={"mode": "standard", "total_max_attempts": 2},
+        max_pool_connections=32,
+    )
+    return boto3.session.Session().client(service, region_name=region, config=config)
+
+
 COUNT_HEADER = "x-amzn-bedrock-input-token-count"  # botocore lowercases header names
 
 # ClientError codes -> (error class, our code). Anything unlisted is a plain 502.
@@ -96,19 +114,7 @@ class Adapter(BaseAdapter):
 
     def _runtime(self, timeout: float) -> BedrockRuntimeClient:
         if self.runtime is None:
-            import boto3
-            from botocore.config import Config
-
-            # botocore-stubs lags botocore: the option exists at runtime (botocore >= 1.31) but not in the stubs.
-            config = Config(  # type: ignore[call-arg]
-                ignore_configured_endpoint_urls=True,
-                connect_timeout=min(timeout, 5.0),
-                read_timeout=timeout,
-                # One quick retry of transient faults; a route's next deployment is the real fallback.
-                retries={"mode": "standard", "total_max_attempts": 2},
-                max_pool_connections=32,
-            )
-            self.runtime = boto3.session.Session().client("bedrock-runtime", config=config)
+            self.runtime = client("bedrock-runtime", None, timeout)
         return self.runtime
 
     async def invoke(self, model_id: str, body: dict[str, Any], timeout: float) -> tuple[Any, dict[str, str]]:

@@ -1,7 +1,7 @@
 """AWS Bedrock rerank: boto3 ``bedrock-agent-runtime`` ``rerank`` (a different service from the embeddings' runtime).
 
 Catalog ids stay ``bedrock/<model id>``; the registry finds this module as ``bedrock_rerank`` (see
-``reranking.adapter_key``). Auth is the function's IAM role (``bedrock:Rerank`` plus ``bedrock:InvokeModel`` on the
+``providers.KIND_MODULES``). Auth is the function's IAM role (``bedrock:Rerank`` plus ``bedrock:InvokeModel`` on the
 model), so no secret is needed. Bedrock offers rerank in a few regions only: ``rerank_region`` in the provider
 secret's ``bedrock`` entry sends rerank calls to another region than the function's.
 
@@ -17,15 +17,14 @@ import threading
 from typing import TYPE_CHECKING
 
 from .base import Adapter as BaseAdapter
-from .base import RerankCall, RerankResult
-from .bedrock import upstream_error
+from .base import RerankCall, RerankResult, search_units
+from .bedrock import client, upstream_error
 
 if TYPE_CHECKING:
     import httpx
     from mypy_boto3_bedrock_agent_runtime import AgentsforBedrockRuntimeClient
     from mypy_boto3_bedrock_agent_runtime.type_defs import RerankRequestTypeDef
 
-DOCUMENTS_PER_QUERY = 100
 MAX_PAGES = 50  # a guard against a service that keeps handing out tokens; 1000 results never need more
 
 
@@ -82,8 +81,8 @@ class Adapter(BaseAdapter):
             if not token:
                 break
             request["nextToken"] = token
-        search_units = -(-len(call.documents) // DOCUMENTS_PER_QUERY)
-        return RerankResult(results, search_units=search_units)
+        units = search_units(len(call.documents))
+        return RerankResult(results, search_units=units)
 
     def _agent(self, region: str | None, timeout: float) -> AgentsforBedrockRuntimeClient:
         if self.agent is not None:
@@ -91,16 +90,5 @@ class Adapter(BaseAdapter):
         with self._lock:  # calls run in worker threads: build each region's client once
             agent = self._agents.get(region)
             if agent is None:
-                import boto3
-                from botocore.config import Config
-
-                # botocore has had this option since 1.31; its stubs do not know it yet.
-                config = Config(  # type: ignore[call-arg]
-                    ignore_configured_endpoint_urls=True,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    connect_timeout=5,
-                    read_timeout=timeout,
-                )
-                agent = boto3.session.Session().client("bedrock-agent-runtime", region_name=region, config=config)
-                self._agents[region] = agent
+                agent = self._agents[region] = client("bedrock-agent-runtime", region, timeout)
             return agent

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
+from .base import EmbedCall, EmbedResult, RerankCall, RerankResult, search_units
 
 INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "search_document"}
 
@@ -22,11 +22,6 @@ INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "se
 class Adapter(BaseAdapter):
     provider = "cohere"
     default_base_url = "https://api.cohere.com"
-
-    def error_message(self, payload: Any) -> str | None:
-        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-            return str(payload["message"])
-        return super().error_message(payload)
 
     async def _embed(self, call: EmbedCall) -> EmbedResult:
         body: dict[str, Any] = {
@@ -55,9 +50,7 @@ class Adapter(BaseAdapter):
             body["max_tokens_per_doc"] = call.max_tokens_per_doc
         url = f"{self.base_url(call.credentials)}/v2/rerank"
         payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["results"]]
         billed = (payload.get("meta") or {}).get("billed_units") or {}
         units = billed.get("search_units")
-        # A search unit is one query with up to 100 documents; count it that way when Cohere does not say.
-        search_units = int(units) if units is not None else -(-len(call.documents) // 100)
-        return RerankResult(results, search_units=search_units)
+        counted = int(units) if units is not None else search_units(len(call.documents))
+        return RerankResult(self.scored(payload["results"]), search_units=counted)

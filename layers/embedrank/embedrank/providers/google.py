@@ -11,23 +11,13 @@ The API returns floats only (the gateway encodes base64) and **no token counts**
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ..vectors import Vectors
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult
+from .base import EmbedCall, EmbedResult, estimate_tokens
 
 TASK_TYPES = {"query": "RETRIEVAL_QUERY", "document": "RETRIEVAL_DOCUMENT"}
-
-
-def estimate_tokens(texts: Sequence[str]) -> int:
-    """The documented estimate: ceil(UTF-8 bytes / 4) per text.
-
-    About four bytes per token is the usual figure for English under BPE/SentencePiece tokenizers; it is
-    reproducible by a caller from their own input, and it is only ever reported with ``estimated: true``.
-    """
-    return sum(-(-len(text.encode("utf-8")) // 4) for text in texts)
 
 
 class Adapter(BaseAdapter):

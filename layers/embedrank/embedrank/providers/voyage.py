@@ -43,6 +43,4 @@ class Adapter(BaseAdapter):
         }
         url = f"{self.base_url(call.credentials)}/rerank"
         payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
-        results = [(int(r["index"]), float(r["relevance_score"])) for r in payload["data"]]
-        usage = payload.get("usage") or {}
-        return RerankResult(results, tokens=int(usage.get("total_tokens") or 0))
+        return RerankResult(self.scored(payload["data"]), tokens=self.total_tokens(payload))
