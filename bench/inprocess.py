@@ -237,15 +237,13 @@ def _wait_for(port: int, timeout: float = 30.0) -> None:
 
 def set_cohere_prefix(fake_port: int, prefix: str) -> None:
     import boto3
-    from aws_lambda_powertools.utilities import parameters
 
     from embedrank.config import settings
     from embedrank.provision import put_provider_secret
 
     secret = provider_secret(fake_port, prefix)
     put_provider_secret(boto3.client("secretsmanager"), settings().provider_secret, secret)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    for module in list(sys.modules.values()):  # the gateways' own parsed copies of the secret, too
+    for module in list(sys.modules.values()):  # the gateways' cached copies of the secret
         services = getattr(getattr(getattr(module, "app", None), "state", None), "services", None)
         if services is not None and hasattr(services, "gateway"):
             services.gateway.credentials.clear()

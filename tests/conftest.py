@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,9 @@ def lambda_main_thread_loop() -> None:
     """Mangum runs each invocation on the main thread's current event loop, which Lambda's fresh process always has;
     a test before this one that used ``asyncio.run`` leaves the main thread with none."""
     try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
+        with warnings.catch_warnings():  # "there is no current event loop": the very case handled here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            loop = asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:
         loop = None
     if loop is None or loop.is_closed():
@@ -125,6 +128,14 @@ def client(services: Any) -> Iterator[Any]:
 
     with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
         yield c
+
+
+def replace_provider_secret(services: Any, value: dict[str, Any]) -> None:
+    """Rewrite the provider secret and drop the gateway's cached copy, as a rotation after its TTL would."""
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=services.settings.provider_secret, SecretString=json.dumps(value)
+    )
+    services.gateway.credentials.clear()
 
 
 def usage_records(settings: Settings) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import httpx
 import jsonschema
 import pytest
 
-from conftest import DEV_KEY, FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, usage_records
+from conftest import DEV_KEY, FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
 from fakes import cohere_embed_answer, decode_b64, json_response, openai_answer, vector
 
 
@@ -292,14 +292,7 @@ def test_malformed_provider_answers_are_502(client: Any, upstream: FakeUpstream,
 
 
 def test_unconfigured_provider_is_503(client: Any, services: Any) -> None:
-    import boto3
-    from aws_lambda_powertools.utilities import parameters
-
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=services.settings.provider_secret, SecretString=json.dumps({})
-    )
-    parameters.clear_caches()
-    services.gateway.credentials.clear()  # the gateway's parsed copy too
+    replace_provider_secret(services, {})
     r = post(client, {"model": "openai/text-embedding-3-small", "input": "x"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "provider_not_configured"
 

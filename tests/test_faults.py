@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
 from conftest import auth, usage_records
 from embedrank.catalog import load_catalog
@@ -133,7 +132,6 @@ def make_client(upstream_url: str, dynamodb: Any = None, **env: str) -> Any:
         for p in ("openai", "cohere", "selfhosted")
     }
     boto3.client("secretsmanager").put_secret_value(SecretId=config.provider_secret, SecretString=json.dumps(secret))
-    parameters.clear_caches()
     raw = json.loads(load_catalog().model_dump_json())
     # A two-deployment route of the same weights, both on loopback, for fallback and all-down cases.
     raw["deployments"]["selfhosted/text-embedding-3-small"] = {

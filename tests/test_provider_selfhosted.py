@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-from conftest import PROVIDER_SECRET, FakeUpstream
+from conftest import PROVIDER_SECRET, FakeUpstream, replace_provider_secret
 from fakes import decode_b64, vector
 from provider_fakes import norm, post, seed, selfhosted_answer, validate
 
@@ -18,12 +15,7 @@ TEXTS = ["how do vectors work", "Vectors are arrays of numbers."]
 
 
 def set_secret(services: Any, entry: dict[str, str]) -> None:
-    secret = {**PROVIDER_SECRET, "selfhosted": entry}
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=services.settings.provider_secret, SecretString=json.dumps(secret)
-    )
-    parameters.clear_caches()
-    services.gateway.credentials.clear()  # the gateway's parsed copy too
+    replace_provider_secret(services, {**PROVIDER_SECRET, "selfhosted": entry})
 
 
 @pytest.mark.parametrize(("input_type", "prefix"), [("query", QWEN_QUERY), ("document", ""), (None, "")])

@@ -9,7 +9,7 @@ import httpx
 import jsonschema
 import pytest
 
-from conftest import FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, usage_records
+from conftest import FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
 from fakes import json_response
 
 QUERY = "best database for vector search"
@@ -303,7 +303,7 @@ def test_infinity_request_response_and_usage(client: Any, upstream: FakeUpstream
 
 
 def test_infinity_without_a_base_url_is_503(client: Any, services: Any, upstream: FakeUpstream) -> None:
-    _replace_secret(services, {"cohere": {"api_key": "x"}})
+    replace_provider_secret(services, {"cohere": {"api_key": "x"}})
     r = post(client, {"model": "infinity/mixedbread-ai/mxbai-rerank-large-v1", "query": QUERY, "documents": DOCS})
     assert r.status_code == 503 and r.json()["error"]["code"] == "provider_not_configured"
     assert not upstream.requests
@@ -356,7 +356,9 @@ def test_tei_splits_documents_into_server_sized_batches(client: Any, upstream: F
 
 
 def test_tei_batch_size_comes_from_the_secret(client: Any, services: Any, upstream: FakeUpstream) -> None:
-    _replace_secret(services, {"tei": {"base_url": "http://tei.internal:8080/", "api_key": "t", "max_batch_size": 64}})
+    replace_provider_secret(
+        services, {"tei": {"base_url": "http://tei.internal:8080/", "api_key": "t", "max_batch_size": 64}}
+    )
     upstream.handler = tei_answer
     r = post(
         client, {"model": "tei/BAAI/bge-reranker-v2-m3", "query": QUERY, "documents": [f"d {i}" for i in range(70)]}
@@ -510,17 +512,6 @@ def test_timeout_is_504(client: Any, upstream: FakeUpstream) -> None:
     upstream.handler = slow
     r = post(client, {**OK, "model": "voyage/rerank-2.5"})
     assert r.status_code == 504 and r.json()["error"]["code"] == "provider_timeout"
-
-
-def _replace_secret(services: Any, value: dict[str, Any]) -> None:
-    import boto3
-    from aws_lambda_powertools.utilities import parameters
-
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=services.settings.provider_secret, SecretString=json.dumps(value)
-    )
-    parameters.clear_caches()
-    services.gateway.credentials.clear()  # the gateway's parsed copy too
 
 
 def test_a_catalog_document_limit_below_the_api_limit_is_a_400() -> None:

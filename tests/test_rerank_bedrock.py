@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from botocore.stub import Stubber
 
-from conftest import SPECS, FakeUpstream, auth, usage_records
+from conftest import SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
 
 QUERY = "best database for vector search"
 DOCS = ["PostgreSQL supports pgvector", "Redis is an in-memory store", "SQLite is embedded"]
@@ -147,13 +147,7 @@ def test_lazy_client_ignores_endpoint_overrides_and_takes_the_rerank_region(monk
 def test_rerank_region_comes_from_the_bedrock_secret_entry(
     client: Any, services: Any, stub: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aws_lambda_powertools.utilities import parameters
-
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=services.settings.provider_secret,
-        SecretString=json.dumps({"bedrock": {"rerank_region": "ca-central-1"}}),
-    )
-    parameters.clear_caches()
+    replace_provider_secret(services, {"bedrock": {"rerank_region": "ca-central-1"}})
     adapter = services.gateway.registry.get("bedrock", "rerank")
     regions: list[str | None] = []
 
