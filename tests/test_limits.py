@@ -272,7 +272,8 @@ def test_limit_holds_exactly_under_concurrent_requests(serial_dynamodb: Stores) 
 
 
 def test_usage_write_retries_a_transaction_conflict_then_gives_up(settings: Settings) -> None:
-    """DynamoDB cancels a transaction that collides with another on a hot rollup; botocore does not retry that."""
+    """DynamoDB cancels a transaction that collides with another on a hot rollup; botocore does not retry that, the
+    meter does (once, in one place: the whole write)."""
     from botocore.exceptions import ClientError
 
     conflict = {
@@ -290,11 +291,14 @@ def test_usage_write_retries_a_transaction_conflict_then_gives_up(settings: Sett
                 raise ClientError(conflict, "TransactWriteItems")  # type: ignore[arg-type]
             return {}
 
+    def meter(client: Flaky) -> Meter:
+        return Meter(Stores(settings, client), 90, sleep=lambda _: None)  # type: ignore[arg-type]
+
     record = usage("key_x", datetime(2025, 1, 2, tzinfo=UTC), tokens=3)
     flaky = Flaky(2)
-    assert Stores(settings, flaky).write_usage(record, 0, 0, "m") is True  # type: ignore[arg-type]
+    assert meter(flaky).write(record) is True
     assert flaky.calls == 3
     hopeless = Flaky(99)
     with pytest.raises(ClientError):
-        Stores(settings, hopeless).write_usage(record, 0, 0, "m")  # type: ignore[arg-type]
-    assert hopeless.calls == 4
+        meter(hopeless).write(record)
+    assert hopeless.calls == 3  # WRITE_ATTEMPTS, and no more: no retry loop nested inside another

@@ -123,8 +123,7 @@ class Exchange:
         self.services = services
         self.request = request
         self.endpoint = endpoint
-        event = request.scope.get("aws.event") or {}
-        self.request_id: str = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+        self.request_id = _request_id(request)
         self.started = time.perf_counter()
         self.principal: Principal | None = None
         self.admission: Admission | None = None
@@ -337,7 +336,7 @@ async def _usage(ex: Exchange) -> Response:
     principal = await ex.authenticate()
     await ex.services.settled()
     start, end = report_range(ex.request.query_params)
-    report = await asyncio.to_thread(daily_report, ex.services.stores, principal.key_id, start, end)
+    report = await ex.io(daily_report, ex.services.stores, principal.key_id, start, end)
     return json_response(report)
 
 

@@ -102,8 +102,9 @@ def provision(env: dict[str, str] | None = None) -> str:
     key = env.get("EMBEDRANK_DEV_API_KEY") or None
     if key:
         from .auth import hash_key
+        from .stores import Stores
 
-        if db.get_item(TableName=config.keys_table, Key={"key_hash": {"S": hash_key(key)}}).get("Item"):
+        if Stores(config, db).get_key(hash_key(key)) is not None:
             return key
     _, key = create_key(db, config, plan="ultra", name="dev", key=key)
     return key

@@ -181,13 +181,14 @@ def _meter_values(item: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def _error_code(exc: Exception) -> str:
+def error_code(exc: Exception) -> str:
+    """An AWS error's code (``ConditionalCheckFailedException``, ...), or "" for anything else."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
 
 def _conflicted(exc: Exception) -> bool:
-    code = _error_code(exc)
+    code = error_code(exc)
     if code == "TransactionConflictException":
         return True
     reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
@@ -330,7 +331,7 @@ class Stores:
         try:
             answer = _retrying(lambda: self.db.update_item(**params))
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return MeterResult(False, _meter_values(getattr(exc, "response", {}).get("Item") or {}))
         return MeterResult(True, _meter_values(answer.get("Attributes") or {}))
@@ -420,7 +421,8 @@ class Stores:
             },
         ]
         try:
-            _retrying(lambda: self.db.transact_write_items(TransactItems=items))
+            # Not retried here: ``usage.Meter.write`` retries the whole write, a conflict included, within its budget.
+            self.db.transact_write_items(TransactItems=items)
         except Exception as exc:
             reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from .errors import InvalidRequest
 from .limits import meter_expiry
 from .observability import logger
-from .stores import Rollup, Stores, UsageRecord
+from .stores import Rollup, Stores, UsageRecord, error_code
 
 NO_MODEL = "(none)"  # requests that named no model: /v1/models, /v1/usage, bodies rejected before the model
 UNKNOWN_MODEL = "(unknown)"  # a model id the catalog does not know: kept out of sort keys, it is caller input
@@ -54,11 +54,6 @@ PERMANENT_ERRORS = frozenset(
 def _record_adapter() -> TypeAdapter[UsageRecord]:
     # Built on first use (replay only): building a validator at import would cost every cold start.
     return TypeAdapter(UsageRecord)
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 class Meter:
@@ -105,7 +100,7 @@ class Meter:
                     "usage_replay": True,
                     "record": self._loggable(record),
                     "error_type": type(exc).__name__,
-                    "error_code": _error_code(exc) or None,
+                    "error_code": error_code(exc) or None,
                 },
             )
             return None
@@ -134,7 +129,7 @@ class Meter:
                     live=live,
                 )
             except Exception as exc:
-                if attempt >= self._attempts or _error_code(exc) in PERMANENT_ERRORS:
+                if attempt >= self._attempts or error_code(exc) in PERMANENT_ERRORS:
                     raise
                 wait = random.uniform(0, WRITE_BACKOFF * 2**attempt)
                 if self._clock() - started + wait > self._budget:
