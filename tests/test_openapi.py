@@ -20,7 +20,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from conftest import FREE_KEY, ROOT, FakeUpstream, auth, usage_records
 from embedrank import errors
-from embedrank.app import ACCOUNT_ENDPOINTS, ENDPOINTS, OPENAPI_PATH, create_app
+from embedrank.app import ENDPOINTS, OPENAPI_PATH, create_app
 from embedrank.responses import ErrorType
 from fakes import cohere_embed_answer, json_response, openai_answer
 from provider_fakes import gemini_answer
@@ -111,7 +111,7 @@ def test_every_route_is_documented_and_nothing_else(doc: dict[str, Any]) -> None
             assert set(operation["responses"]) == {"200", "500", *map(str, endpoint.errors)}
             assert operation["security"] == [{"ApiKey": []}, {"Bearer": []}]
             assert ("requestBody" in operation) == (endpoint.request is not None)
-            assert ("x-embedrank-cost" in operation["responses"]["200"]["headers"]) == (name not in ACCOUNT_ENDPOINTS)
+            assert ("x-embedrank-cost" in operation["responses"]["200"]["headers"]) == ENDPOINTS[name].billable
     usage = doc["paths"]["/v1/usage"]["get"]["parameters"]
     assert [(p["name"], p["in"], p["required"], p["schema"]) for p in usage] == [
         ("start", "query", True, {"type": "string", "format": "date"}),

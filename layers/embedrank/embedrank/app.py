@@ -46,7 +46,6 @@ from .usage import Meter, daily_report, report_range
 JSON = "application/json"
 # Endpoints about the account itself: rate limited like every request, but not held to the budget (a key over its
 # budget can still see its usage) and without a cost header.
-ACCOUNT_ENDPOINTS = frozenset({"models", "usage"})
 MAX_LOGGED_MODEL = 128
 
 
@@ -155,7 +154,7 @@ class Exchange:
         principal = self.services.auth.authenticate(self.request.headers)
         # From here on the request is metered, even when admission refuses it.
         self.principal, self.record.key_id = principal, principal.key_id
-        return principal, self.services.limiter.admit(principal, billable=self.endpoint not in ACCOUNT_ENDPOINTS)
+        return principal, self.services.limiter.admit(principal, billable=ENDPOINTS[self.endpoint].billable)
 
     async def body(self) -> bytes:
         """The request body, refused with a 413 past Lambda's 6 MB: by its declared length before reading, else as
@@ -214,7 +213,7 @@ class Exchange:
         response.headers["x-request-id"] = self.request_id
         if self.admission is not None:
             response.headers.update(self.admission.headers)
-        if response.status_code < 400 and self.endpoint not in ACCOUNT_ENDPOINTS:
+        if response.status_code < 400 and ENDPOINTS[self.endpoint].billable:
             response.headers["x-embedrank-cost"] = f"{record.cost:.10f}".rstrip("0").rstrip(".")
         if self.principal is not None:
             record.timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -353,6 +352,9 @@ class Endpoint:
     query: str | None = None  # the ``responses`` model whose fields are the query parameters
     errors: tuple[int, ...] = ()  # statuses answered with ErrorResponse, besides 500
     tag: str = ""
+    # Calls a provider and costs money: held to the budget and answered with ``x-embedrank-cost``. Account
+    # endpoints are not, so a key over its budget can still see its models and what it spent.
+    billable: bool = True
 
 
 # Statuses every authenticated endpoint can answer: no/bad key, a key whose plan is gone, a plan limit.
@@ -390,6 +392,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         response="ModelList",
         errors=_AUTH_ERRORS,
         tag="account",
+        billable=False,
     ),
     "usage": Endpoint(
         paths=("/v1/usage", "/api/v1/usage"),
@@ -400,6 +403,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         query="UsageQuery",
         errors=(400, *_AUTH_ERRORS),
         tag="account",
+        billable=False,
     ),
 }
 OPENAPI_PATH = "/openapi.json"

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import responses
-from .app import ACCOUNT_ENDPOINTS, ENDPOINTS, OPENAPI_PATH
+from .app import ENDPOINTS, OPENAPI_PATH
 from .responses import ErrorResponse
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _operation_id(name: str, path: str, first: bool) -> str:
 
 def _responses(name: str, endpoint: Endpoint, refs: Mapping[tuple[type[BaseModel], str], str]) -> dict[str, Any]:
     ok_headers = _header_refs({"x-request-id": "RequestId", **_RATE_LIMIT_HEADERS})
-    if name not in ACCOUNT_ENDPOINTS:  # the same test that puts the header on the response
+    if endpoint.billable:  # the same flag that puts the header on the response
         ok_headers["x-embedrank-cost"] = {"$ref": "#/components/headers/Cost"}
     responses: dict[str, Any] = {
         "200": {
