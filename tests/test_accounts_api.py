@@ -100,6 +100,7 @@ def test_models_lists_only_what_the_plan_allows(client: Any, services: Any) -> N
     }
     rerank = by_id["cohere/rerank-v3.5"]
     assert rerank["type"] == "rerank" and rerank["dimensions"] is None
+    assert rerank["max_inputs"] == 1000  # Cohere takes 10000 documents, the API 1000: what a request may carry
     assert rerank["pricing"] == {"currency": "USD", "per_1k_searches": 2.0}
     route = by_id["route/cohere-embed-v3-english-3"]
     assert route["owned_by"] == "cohere" and route["deployments"][0] == "cohere/embed-english-v3.0"

@@ -15,6 +15,7 @@ import orjson
 
 from .auth import hash_key, new_key
 from .catalog import Catalog, Deployment
+from .schemas import MAX_DOCUMENTS
 from .stores import KeyRecord, Plan, Stores
 
 PLANS_SEED = Path(__file__).resolve().parents[3] / "infra" / "plans.json"
@@ -41,7 +42,8 @@ def _model_entry(model_id: str, chain: tuple[Deployment, ...], *, route: bool) -
         "owned_by": first.provider,
         "type": first.kind,
         "dimensions": first.dimensions if first.kind == "embedding" else None,
-        "max_inputs": first.max_inputs if first.kind == "embedding" else first.max_documents,
+        # What one request may carry: the provider's limit, or the API's own document cap when that is lower.
+        "max_inputs": first.max_inputs if first.kind == "embedding" else min(first.max_documents, MAX_DOCUMENTS),
         "pricing": _pricing(first),
     }
     if route:
