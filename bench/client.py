@@ -14,12 +14,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FAKE_KEY = "sk-bench-fake"  # the fake upstream's API key, as the gateway's provider secret holds it
 
 
 class Connection:
@@ -235,7 +236,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """p50 and p99 of latencies in seconds, in ms."""
+    return {"p50_ms": ms(percentile(values, 50)), "p99_ms": ms(percentile(values, 99))}
+
+
+def added(gateway: list[float], direct: list[float]) -> dict[str, float]:
+    """What the gateway adds: its p50 and p99 minus the direct request's, in ms."""
+    return {
+        "p50_ms": ms(percentile(gateway, 50) - percentile(direct, 50)),
+        "p99_ms": ms(percentile(gateway, 99) - percentile(direct, 99)),
+    }

@@ -27,7 +27,6 @@ import asyncio
 import copy
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,14 +40,13 @@ from typing import Any
 
 import orjson
 
-from .client import ROOT, Connection, percentile
+from .client import FAKE_KEY, ROOT, Connection, added, free_port, ms, percentile, summary, wait_for_port
 from .scenarios import DEV_KEY, Scenario, all_latency, fanout
 
 HANDLERS = {
     "embeddings": ROOT / "functions" / "embeddings" / "embeddings_handler.py",
     "rerank": ROOT / "functions" / "rerank" / "rerank_handler.py",
 }
-FAKE_KEY = "sk-bench-fake"
 # Key and plan reads: cached for AUTH_CACHE_SECONDS, so they recur once per TTL, not per request.
 AUTH_TABLES = ("-keys)", "-plans)")
 REPLAY_WARMUP = 300
@@ -179,7 +177,7 @@ def local_aws(fake_port: int) -> Iterator[None]:
     """
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
         os.environ.pop(var, None)
-    port = _free_port()
+    port = free_port()
     code = (
         "import time\n"
         "from embedrank.localaws import item_level_transactions\n"
@@ -200,7 +198,7 @@ def local_aws(fake_port: int) -> Iterator[None]:
         POWERTOOLS_METRICS_NAMESPACE="Embedrank",
     )
     try:
-        _wait_for(port)
+        wait_for_port(port, timeout=30, proc=server)
         import boto3
 
         from embedrank.config import Settings
@@ -216,23 +214,6 @@ def local_aws(fake_port: int) -> Iterator[None]:
     finally:
         server.kill()
         server.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the local AWS did not start")
 
 
 def set_cohere_prefix(fake_port: int, prefix: str) -> None:
@@ -426,21 +407,6 @@ class Bench:
             "sequential_ms": ms(sequential_s),
             "speedup": round(sequential_s / gateway_s, 2),
         }
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
-
-def added(gateway: list[float], direct: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": ms(percentile(gateway, 50) - percentile(direct, 50)),
-        "p99_ms": ms(percentile(gateway, 99) - percentile(direct, 99)),
-    }
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"p50_ms": ms(percentile(values, 50)), "p99_ms": ms(percentile(values, 99))}
 
 
 def run(fake_port: int, requests: int, warmup: int, fanout_runs: int, fanout_inputs: int) -> dict[str, Any]:

@@ -17,7 +17,6 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 # The peer (LiteLLM proxy 1.103.7, no database) on this 2-core machine: requests/s at concurrency 16, one worker.
 PEER_RPS = {"float": 7.5, "base64": 75.0, "rerank": 113.0}
-PEER_ADDED_P50_MS = {"float": 106.0, "base64": 14.5, "rerank": 10.0}
 THROUGHPUT_FACTOR = 2.0  # "well above the peer": at least this many times its requests/s
 
 INPROCESS_P50_MS, INPROCESS_P99_MS = 1.0, 5.0

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .client import ROOT, Run, Target, free_port, load, paired, python_env, stop, wait_for_port
+from .client import FAKE_KEY, ROOT, Target, added, free_port, load, paired, python_env, stop, summary, wait_for_port
 from .scenarios import DEV_KEY, Scenario
-
-FAKE_KEY = "sk-bench-fake"
 
 
 @contextmanager
@@ -53,18 +51,6 @@ def local_server(fake_port: int) -> Iterator[int]:
             stop(proc)
 
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
-
-def _summary(run: Run) -> dict[str, float]:
-    return {"p50_ms": _ms(run.pct(50)), "p99_ms": _ms(run.pct(99))}
-
-
-def _added(gateway: Run, direct: Run) -> dict[str, float]:
-    return {"p50_ms": _ms(gateway.pct(50) - direct.pct(50)), "p99_ms": _ms(gateway.pct(99) - direct.pct(99))}
-
-
 async def measure(
     server_port: int, fake_port: int, scenario: Scenario, requests_c1: int, requests_c16: int, warmup: int
 ) -> dict[str, Any]:
@@ -78,15 +64,15 @@ async def measure(
         "errors": gw1.errors + gw16.errors + up16.errors,
         "c1": {
             "requests": len(gw1.latencies),
-            "direct": _summary(up1),
-            "gateway": _summary(gw1),
-            "added": _added(gw1, up1),
+            "direct": summary(up1.latencies),
+            "gateway": summary(gw1.latencies),
+            "added": added(gw1.latencies, up1.latencies),
         },
         "c16": {
             "requests": len(gw16.latencies),
-            "direct": _summary(up16),
-            "gateway": _summary(gw16),
-            "added": _added(gw16, up16),
+            "direct": summary(up16.latencies),
+            "gateway": summary(gw16.latencies),
+            "added": added(gw16.latencies, up16.latencies),
             "throughput_rps": round(gw16.throughput, 1),
             "direct_throughput_rps": round(up16.throughput, 1),
         },
