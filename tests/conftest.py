@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -128,6 +129,21 @@ def client(services: Any) -> Iterator[Any]:
 
     with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
         yield c
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``embedrank <argv>``: exit code, stdout, stderr."""
+    from embedrank.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def validate(spec: str, body: Any) -> None:
+    """``body`` against a provider's JSON Schema from ../shared/specs (extracted from its official API spec)."""
+    schema = json.loads((SPECS / spec).read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
 def replace_provider_secret(services: Any, value: dict[str, Any]) -> None:

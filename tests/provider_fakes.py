@@ -19,18 +19,12 @@ from urllib.parse import unquote
 
 import boto3
 import httpx
-import jsonschema
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from conftest import SPECS, auth
+from conftest import auth
 from fakes import b64, json_response, vector
-
-
-def validate(spec: str, body: Any) -> None:
-    schema = json.loads((SPECS / spec).read_text())
-    jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
 def post(client: Any, body: dict[str, Any]) -> httpx.Response:

@@ -8,16 +8,19 @@ from array import array
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
-from conftest import DEV_KEY, FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
+from conftest import (
+    DEV_KEY,
+    FREE_KEY,
+    PREMIUM_KEY,
+    FakeUpstream,
+    auth,
+    replace_provider_secret,
+    usage_records,
+    validate,
+)
 from fakes import cohere_embed_answer, decode_b64, json_response, openai_answer, vector
-
-
-def validate(spec: str, body: Any) -> None:
-    schema = json.loads((SPECS / spec).read_text())
-    jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
 def post(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeUpstream
+from conftest import FakeUpstream, validate
 from fakes import decode_b64, vector
 from provider_fakes import (
     BedrockFake,
@@ -16,7 +16,6 @@ from provider_fakes import (
     post,
     seed,
     titan_answer,
-    validate,
 )
 
 TEXTS = ["first text", "second", "the third one"]

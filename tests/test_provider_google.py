@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeUpstream, usage_records
+from conftest import FakeUpstream, usage_records, validate
 from fakes import decode_b64, json_response, vector
-from provider_fakes import gemini_answer, norm, post, seed, validate
+from provider_fakes import gemini_answer, norm, post, seed
 
 TEXTS = ["what is a vector", "A vector is an array.", "日本語のテキスト"]
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeUpstream
+from conftest import FakeUpstream, validate
 from fakes import decode_b64, vector
-from provider_fakes import jina_answer, post, seed, validate
+from provider_fakes import jina_answer, post, seed
 
 TEXTS = ["a query", "ein Dokument", "третий"]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeUpstream
+from conftest import FakeUpstream, validate
 from fakes import decode_b64, vector
-from provider_fakes import mistral_answer, post, seed, validate
+from provider_fakes import mistral_answer, post, seed
 
 TEXTS = ["def f(x):", "return x + 1", "print(f(2))"]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import PROVIDER_SECRET, FakeUpstream, replace_provider_secret
+from conftest import PROVIDER_SECRET, FakeUpstream, replace_provider_secret, validate
 from fakes import decode_b64, vector
-from provider_fakes import norm, post, seed, selfhosted_answer, validate
+from provider_fakes import norm, post, seed, selfhosted_answer
 
 QWEN_QUERY = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
 TEXTS = ["how do vectors work", "Vectors are arrays of numbers."]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeUpstream
+from conftest import FakeUpstream, validate
 from fakes import decode_b64, json_response, vector
-from provider_fakes import post, seed, validate, voyage_answer
+from provider_fakes import post, seed, voyage_answer
 
 TEXTS = ["first text", "second", "the third one"]
 

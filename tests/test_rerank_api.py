@@ -6,21 +6,15 @@ import json
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
-from conftest import FREE_KEY, PREMIUM_KEY, SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
+from conftest import FREE_KEY, PREMIUM_KEY, FakeUpstream, auth, replace_provider_secret, usage_records, validate
 from fakes import json_response
 
 QUERY = "best database for vector search"
 DOCS = ["PostgreSQL supports pgvector", "Redis is an in-memory store", "SQLite is embedded", "Qdrant is a vector DB"]
 # Scores by document index: the expected order is 3, 0, 1, 2.
 SCORES = [0.91, 0.40, 0.05, 0.98]
-
-
-def validate(spec: str, body: Any) -> None:
-    schema = json.loads((SPECS / spec).read_text())
-    jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
 def post(client: Any, body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/v1/rerank") -> Any:

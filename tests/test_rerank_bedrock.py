@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
-import jsonschema
 import pytest
 from botocore.stub import Stubber
 
-from conftest import SPECS, FakeUpstream, auth, replace_provider_secret, usage_records
+from conftest import FakeUpstream, auth, replace_provider_secret, usage_records, validate
 
 QUERY = "best database for vector search"
 DOCS = ["PostgreSQL supports pgvector", "Redis is an in-memory store", "SQLite is embedded"]
 ARN = "arn:aws:bedrock:us-west-2::foundation-model/{}"
-
-
-def validate(spec: str, body: Any) -> None:
-    schema = json.loads((SPECS / spec).read_text())
-    jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
 def expected_request(model: str, docs: list[str], top_n: int, token: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import DEV_KEY, FakeUpstream, auth, usage_records
+from conftest import DEV_KEY, FakeUpstream, auth, run_cli, usage_records
 from embedrank.cli import main
 from embedrank.config import Settings
 from embedrank.stores import Stores, UsageRecord
@@ -54,12 +54,6 @@ def day_rollup(settings: Settings, key_id: str, day: str, model: str) -> dict[st
     return item
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_throttled_usage_write_answers_200_logs_one_replay_line_and_replays_once(
     services: Any, client: Any, upstream: FakeUpstream, settings: Settings, tmp_path: Path, capsys: Any
 ) -> None:
@@ -96,7 +90,7 @@ def test_throttled_usage_write_answers_200_logs_one_replay_line_and_replays_once
         + "END RequestId: 1234\n"
     )
     day = logged["timestamp"][:10]
-    code, out, err = run(capsys, "usage", "replay", str(export))
+    code, out, err = run_cli(capsys, "usage", "replay", str(export))
     assert code == 0, err
     # The same line twice in the file: counted once, the second found present.
     assert "Replayed 1 usage records; 1 already present" in out
@@ -106,7 +100,7 @@ def test_throttled_usage_write_answers_200_logs_one_replay_line_and_replays_once
     assert rollup is not None and rollup["requests"]["N"] == "1" and rollup["tokens"]["N"] == "6"
 
     # Replaying the whole export again counts nothing twice.
-    code, out, _ = run(capsys, "usage", "replay", str(export))
+    code, out, _ = run_cli(capsys, "usage", "replay", str(export))
     assert code == 0 and "Replayed 0 usage records; 2 already present" in out
     assert len(usage_records(settings)) == 1
     rollup = day_rollup(settings, "key_dev", day, "openai/text-embedding-3-small")
@@ -161,7 +155,7 @@ def test_replay_of_a_record_the_request_already_wrote_is_skipped(
         faulty_meter(settings, writes).record(record("req-committed"))
     export = tmp_path / "export.log"
     export.write_text(logs.getvalue())
-    code, out, _ = run(capsys, "usage", "replay", str(export))
+    code, out, _ = run_cli(capsys, "usage", "replay", str(export))
     assert code == 0 and "Replayed 0 usage records; 1 already present" in out
     rollup = day_rollup(settings, "key_dev", "2025-06-02", "openai/text-embedding-3-small")
     assert rollup is not None and rollup["requests"]["N"] == "1" and rollup["tokens"]["N"] == "7"
@@ -186,7 +180,7 @@ def test_replay_reports_damaged_lines_and_keeps_going(
         )
         + "\n"
     )
-    code, out, err = run(capsys, "usage", "replay", str(export))
+    code, out, err = run_cli(capsys, "usage", "replay", str(export))
     assert code == 1  # damaged lines need a look
     assert "Replayed 1 usage records; 0 already present (not counted again); 2 lines skipped" in out
     assert "3 replay lines could not be read (lines 1, 2, 3)" in err
@@ -194,7 +188,7 @@ def test_replay_reports_damaged_lines_and_keeps_going(
 
 
 def test_replay_cli_errors(aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "usage", "replay", str(tmp_path / "missing.log"))
+    code, _, err = run_cli(capsys, "usage", "replay", str(tmp_path / "missing.log"))
     assert code == 1 and "cannot read" in err
     with pytest.raises(SystemExit) as exit_:
         main(["usage"])
@@ -240,7 +234,7 @@ def test_a_replayed_older_record_counts_but_leaves_last_used_alone(
     assert stores.last_used("key_dev") == "2025-06-02T10:11:12.345+00:00"
     export = tmp_path / "export.log"
     export.write_text(logs.getvalue())
-    code, out, _ = run(capsys, "usage", "replay", str(export))
+    code, out, _ = run_cli(capsys, "usage", "replay", str(export))
     assert code == 0 and "Replayed 1 usage records" in out
     rollup = day_rollup(settings, "key_dev", "2025-06-02", "openai/text-embedding-3-small")
     assert rollup is not None and rollup["requests"]["N"] == "2"  # the replayed request is counted...
