@@ -14,6 +14,7 @@ from embedrank.auth import hash_key
 from embedrank.catalog import catalog
 from embedrank.stores import Stores
 from fakes import openai_answer
+from lambda_harness import invoke, load_event
 
 EMBED = {"model": "openai/text-embedding-3-small", "input": ["hello", "world"]}
 TODAY = datetime.now(UTC).date().isoformat()
@@ -206,28 +207,12 @@ def test_replayed_usage_write_counts_once(services: Any) -> None:
 
 def test_account_function_handler_serves_models_and_usage(aws: None) -> None:
     """The AccountFunction's handler, invoked as Lambda does with API Gateway v2 events (tests/events/)."""
-    import json
-
     import account_handler
 
-    from conftest import EVENTS
-
-    context = type(
-        "Context",
-        (),
-        {
-            "function_name": "AccountFunction",
-            "memory_limit_in_mb": 512,
-            "invoked_function_arn": "arn:aws:lambda:us-east-1:1:function:AccountFunction",
-            "aws_request_id": "req-1",
-            "get_remaining_time_in_millis": lambda self: 9000,
-        },
-    )()
     account_handler.app.state.services.auth._keys.clear()
-    models = account_handler.handler(json.loads((EVENTS / "models_success.json").read_text()), context)
-    assert models["statusCode"] == 200 and json.loads(models["body"])["object"] == "list"
-    assert models["headers"]["x-request-id"] == "evt-models" and "x-ratelimit-limit-requests" in models["headers"]
-    usage = account_handler.handler(json.loads((EVENTS / "usage_success.json").read_text()), context)
-    assert usage["statusCode"] == 200, usage["body"]
-    body = json.loads(usage["body"])
+    status, headers, models = invoke(account_handler.handler, load_event("models_success.json"), "AccountFunction")
+    assert status == 200 and models["object"] == "list"
+    assert headers["x-request-id"] == "evt-models" and "x-ratelimit-limit-requests" in headers
+    status, _, body = invoke(account_handler.handler, load_event("usage_success.json"), "AccountFunction")
+    assert status == 200, body
     assert (body["start"], body["end"]) == ("2026-11-01", "2026-11-30") and body["key_id"] == "key_dev"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import EVENTS, FakeUpstream, auth, usage_records
+from conftest import FakeUpstream, auth, usage_records
 from embedrank.config import Settings
 from embedrank.errors import PayloadTooLarge
 from embedrank.sizes import (
@@ -29,7 +29,7 @@ from embedrank.sizes import (
     fit_body,
 )
 from fakes import json_response
-from lambda_harness import LambdaContext
+from lambda_harness import LambdaContext, load_event, wired
 
 MODEL = "openai/text-embedding-3-small"  # 1536 dimensions
 
@@ -220,15 +220,11 @@ def test_accepts_gzip(header: str | None, expected: bool) -> None:
 def handler(aws: None, upstream: FakeUpstream) -> Any:
     import embeddings_handler
 
-    from embedrank.providers import Registry
-
-    embeddings_handler.app.state.services.gateway.registry = Registry(httpx.MockTransport(upstream))
-    embeddings_handler.app.state.services.auth._keys.clear()
-    return embeddings_handler.handler
+    return wired(embeddings_handler, upstream)
 
 
 def lambda_event(n: int, accept_encoding: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "embeddings_success.json").read_text())
+    event = load_event("embeddings_success.json")
     body = json.dumps({"model": MODEL, "input": [f"text {i}" for i in range(n)]}).encode()
     event["body"] = base64.b64encode(body).decode()
     event["headers"].update({"content-length": str(len(body)), "accept-encoding": accept_encoding})
