@@ -77,6 +77,10 @@ def test_token_arrays_reach_openai_only(client: Any, upstream: FakeUpstream) -> 
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["param"] == "input" and "check_embedding_ctx_length=False" in err["message"]
+    # A self-hosted server speaks OpenAI's wire format, but OpenAI's token ids mean nothing to its model.
+    r = post(client, {"model": "selfhosted/Qwen/Qwen3-Embedding-8B", "input": [[1, 2, 3]]})
+    assert r.status_code == 400 and "selfhosted" in r.json()["error"]["message"]
+    assert len(upstream.requests) == 1  # only the OpenAI call went out
 
 
 def test_bearer_header_and_api_prefix(client: Any, upstream: FakeUpstream) -> None:

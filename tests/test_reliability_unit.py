@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from embedrank.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
-from embedrank.reliability import Breakers, Deadline, RetryPolicy
+from embedrank.reliability import Breakers, Deadline, RetryPolicy, gather_or_cancel
 
 
 class Clock:
@@ -94,3 +94,28 @@ def test_breaker_opens_after_threshold_then_lets_one_probe_through() -> None:
     breakers.success("cohere/x")
     assert breakers.allow("cohere/x") and breakers.allow("cohere/x") and not breakers.is_open("cohere/x")
     assert breakers.allow("other/y")
+
+
+def test_gather_or_cancel_stops_the_siblings_of_any_failure() -> None:
+    stopped: list[str] = []
+
+    async def slow(name: str) -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            stopped.append(name)
+            raise
+        return name
+
+    async def broken() -> str:
+        await asyncio.sleep(0)
+        raise ValueError("not an EmbedrankError: a bug, or a malformed answer")
+
+    async def scenario() -> None:
+        assert await gather_or_cancel([asyncio.sleep(0, "a"), asyncio.sleep(0, "b")]) == ["a", "b"]
+        with pytest.raises(ValueError):
+            await gather_or_cancel([slow("x"), broken(), slow("y")])
+        await asyncio.sleep(0)
+        assert sorted(stopped) == ["x", "y"]
+
+    asyncio.run(scenario())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -151,3 +151,15 @@ class Breakers:
     def is_open(self, key: str) -> bool:
         circuit = self._circuits.get(key)
         return circuit is not None and circuit.failures >= self.threshold and self.clock() < circuit.open_until
+
+
+async def gather_or_cancel[T](works: Sequence[Awaitable[T]]) -> list[T]:
+    """All the results, in order; when one fails (or the caller is cancelled), the others are cancelled rather than
+    left running as orphans, and the failure is raised."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise

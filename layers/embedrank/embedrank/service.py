@@ -20,14 +20,12 @@ from .credentials import CredentialStore
 from .errors import EmbedrankError, InvalidRequest, ProviderNotConfigured, UpstreamError, UpstreamUnavailable
 from .providers import Registry
 from .providers.base import Credentials, EmbedCall, EmbedResult
-from .reliability import Breakers, RetryPolicy, current_budget
+from .reliability import Breakers, RetryPolicy, current_budget, gather_or_cancel
 from .schemas import EmbeddingRequest
 from .sizes import check_embedding_answer
 from .vectors import Vectors
 
 T = TypeVar("T")
-
-TOKEN_INPUT_PROVIDERS = frozenset({"openai"})
 
 
 def batch_spans(
@@ -146,7 +144,7 @@ class Gateway:
         chain = self.catalog.resolve(request.model, "embedding")
         principal.require_model(request.model)
         if request.texts is None:
-            unsupported = sorted({d.provider for d in chain} - TOKEN_INPUT_PROVIDERS)
+            unsupported = sorted({d.provider for d in chain if not self.registry.get(d.provider).accepts_tokens})
             if unsupported:
                 raise InvalidRequest(
                     f"Token arrays are only accepted by OpenAI models; '{request.model}' is served by "
@@ -233,10 +231,4 @@ class Gateway:
             async with gate:
                 return await work
 
-        tasks = [asyncio.ensure_future(run(w)) for w in works]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except EmbedrankError:
-            for task in tasks:
-                task.cancel()
-            raise
+        return await gather_or_cancel([run(w) for w in works])

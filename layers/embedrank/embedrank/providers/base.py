@@ -108,6 +108,8 @@ class Adapter:
     provider: ClassVar[str]
     default_base_url: ClassVar[str] = ""
     needs_credentials: ClassVar[bool] = True
+    # Takes ``input`` as token id arrays (the ids of the provider's own tokenizer, as OpenAI's SDK sends them).
+    accepts_tokens: ClassVar[bool] = False
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._transport = transport
@@ -301,7 +303,7 @@ _HEADERS = {
     "Accept-Encoding": "gzip, deflate",
     "User-Agent": "embedrank",
 }
-_POOL: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport]] = {}
+_POOL: dict[str, tuple[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport]] = {}  # "shared": (its loop, it)
 _URLS: dict[str, httpx.URL] = {}
 
 
@@ -323,11 +325,11 @@ def _shared_transport() -> httpx.AsyncBaseTransport:
     Pooled connections belong to the event loop that opened them; Mangum and uvicorn keep one loop for the life of
     the process, but a host that starts a new loop (a test client, a second worker thread) gets its own pool.
     """
-    from ..observability import traced_transport
-    from .transport import LeanTransport
-
     loop = asyncio.get_running_loop()
-    held = _POOL.get(0)
+    held = _POOL.get("shared")
     if held is None or held[0] is not loop:
-        held = _POOL[0] = (loop, traced_transport(LeanTransport()))
+        from ..observability import traced_transport
+        from .transport import LeanTransport
+
+        held = _POOL["shared"] = (loop, traced_transport(LeanTransport()))
     return held[1]

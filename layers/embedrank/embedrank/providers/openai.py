@@ -17,6 +17,7 @@ from .base import EmbedCall, EmbedResult
 class Adapter(BaseAdapter):
     provider = "openai"
     default_base_url = "https://api.openai.com/v1"
+    accepts_tokens = True
 
     def embed_body(self, call: EmbedCall) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -16,3 +16,4 @@ class Adapter(OpenAIAdapter):
     provider = "selfhosted"
     default_base_url = ""  # no public default: an operator must say where their server is
     needs_credentials = False  # the key is optional; base_url() raises ProviderNotConfigured when the URL is missing
+    accepts_tokens = False  # OpenAI's wire format, but token ids of OpenAI's tokenizer mean nothing to another model

@@ -13,9 +13,9 @@ do, instead of failing the whole request.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from ..reliability import gather_or_cancel
 from .base import Adapter as BaseAdapter
 from .base import RerankCall, RerankResult
 
@@ -32,16 +32,9 @@ class Adapter(BaseAdapter):
         headers = self.bearer(call.credentials)
         size = _batch_size(call)
         starts = range(0, len(call.documents), size)
-        tasks = [
-            asyncio.ensure_future(self._score(url, headers, call, call.documents[start : start + size]))
-            for start in starts
-        ]
-        try:
-            answers = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:  # one failed batch fails the request: stop the others rather than orphan them
-                task.cancel()
-            raise
+        # One failed batch fails the request: the others are stopped rather than orphaned.
+        batches = [call.documents[start : start + size] for start in starts]
+        answers = await gather_or_cancel([self._score(url, headers, call, batch) for batch in batches])
         results: list[tuple[int, float]] = []
         for start, answer in zip(starts, answers, strict=True):
             results.extend((start + int(item["index"]), float(item["score"])) for item in answer)
