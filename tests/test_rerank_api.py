@@ -512,11 +512,12 @@ def test_a_catalog_document_limit_below_the_api_limit_is_a_400() -> None:
     # Operators add self-hosted models as data; a server that takes fewer documents says so in the catalog.
     from embedrank.catalog import Deployment
     from embedrank.errors import InvalidRequest
+    from embedrank.providers.tei import Adapter
     from embedrank.reranking import _check_limits
     from embedrank.schemas import RerankRequest
 
     small = Deployment(id="tei/x", provider="tei", native="x", kind="rerank", weights="x", max_documents=3)
-    _check_limits(small, RerankRequest(model="tei/x", query=QUERY, documents=DOCS[:3]))
+    _check_limits(small, RerankRequest(model="tei/x", query=QUERY, documents=DOCS[:3]), Adapter())
     with pytest.raises(InvalidRequest, match="at most 3 documents; 4 were sent") as caught:
-        _check_limits(small, RerankRequest(model="tei/x", query=QUERY, documents=DOCS))
+        _check_limits(small, RerankRequest(model="tei/x", query=QUERY, documents=DOCS), Adapter())
     assert caught.value.param == "documents"

@@ -14,7 +14,7 @@ from typing import Any
 from .auth import Principal
 from .catalog import Deployment
 from .errors import InvalidRequest, UpstreamError
-from .providers.base import RerankCall, RerankResult
+from .providers.base import Adapter, RerankCall, RerankResult
 from .schemas import RerankRequest
 from .service import Gateway
 from .sizes import check_rerank_answer
@@ -46,19 +46,25 @@ class RerankOutcome:
 async def rerank(gateway: Gateway, request: RerankRequest, principal: Principal) -> RerankOutcome:
     chain = gateway.catalog.resolve(request.model, "rerank")
     principal.require_model(request.model)
-    for deployment in chain:  # reject what a deployment cannot take before any provider call
-        _check_limits(deployment, request)
+    for deployment in chain:  # reject what any deployment cannot take before any provider call
+        _check_limits(deployment, request, gateway.registry.get(deployment.provider, "rerank"))
     if request.return_documents:  # the echoed texts are the only part of an answer that can grow large
         check_rerank_answer(request.texts, request.limit)
     return await gateway.over_chain(chain, lambda d: _rerank_on(gateway, d, request))
 
 
-def _check_limits(deployment: Deployment, request: RerankRequest) -> None:
+def _check_limits(deployment: Deployment, request: RerankRequest, adapter: Adapter) -> None:
     count = len(request.documents)
     if count > deployment.max_documents:
         raise InvalidRequest(
             f"Model {deployment.id} accepts at most {deployment.max_documents} documents; {count} were sent.",
             param="documents",
+        )
+    if request.max_tokens_per_doc is not None and not adapter.accepts_max_tokens_per_doc:
+        raise InvalidRequest(
+            f"max_tokens_per_doc is not supported by {deployment.id}: {deployment.provider} only truncates each "
+            "document to the model's own window.",
+            param="max_tokens_per_doc",
         )
     cap = deployment.max_tokens_per_doc
     if request.max_tokens_per_doc is not None and cap is not None and request.max_tokens_per_doc > cap:

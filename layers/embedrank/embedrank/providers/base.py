@@ -110,6 +110,8 @@ class Adapter:
     needs_credentials: ClassVar[bool] = True
     # Takes ``input`` as token id arrays (the ids of the provider's own tokenizer, as OpenAI's SDK sends them).
     accepts_tokens: ClassVar[bool] = False
+    # Rerank: caps each document at ``max_tokens_per_doc`` tokens; the others only truncate at the model's window.
+    accepts_max_tokens_per_doc: ClassVar[bool] = False
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._transport = transport
@@ -131,14 +133,6 @@ class Adapter:
         return await self._guard(self._rerank(call))
 
     # -- helpers for concrete adapters ----------------------------------------------------------------------------
-    def refuse_max_tokens_per_doc(self, call: RerankCall, who: str) -> None:
-        """For providers without a per-document token cap: refuse the option rather than silently ignore it."""
-        if call.max_tokens_per_doc is not None:
-            raise InvalidRequest(
-                f"max_tokens_per_doc is not supported by {call.deployment.id}; {who} truncates each document to the "
-                "model's own window.",
-                param="max_tokens_per_doc",
-            )
 
     async def post_embeddings(self, url: str, body: Any, call: EmbedCall) -> EmbedResult:
         """POST an embeddings request and read an OpenAI-shaped answer, ``{data: [{index, embedding}], usage}``

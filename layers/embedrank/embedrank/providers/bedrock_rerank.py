@@ -41,7 +41,6 @@ class Adapter(BaseAdapter):
         self._lock = threading.Lock()
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        self.refuse_max_tokens_per_doc(call, "Bedrock")
         region = call.credentials.extra.get("rerank_region") if call.credentials else None
         try:
             return await asyncio.to_thread(self._rerank_blocking, call, region)

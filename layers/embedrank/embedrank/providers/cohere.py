@@ -22,6 +22,7 @@ INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "se
 class Adapter(BaseAdapter):
     provider = "cohere"
     default_base_url = "https://api.cohere.com"
+    accepts_max_tokens_per_doc = True
 
     async def _embed(self, call: EmbedCall) -> EmbedResult:
         body: dict[str, Any] = {

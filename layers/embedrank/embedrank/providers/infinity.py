@@ -17,7 +17,6 @@ class Adapter(BaseAdapter):
     needs_credentials = False  # a base URL is required (base_url() says so); a key only if the server wants one
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        self.refuse_max_tokens_per_doc(call, "Infinity")
         body = {
             "model": call.deployment.native,
             "query": call.query,

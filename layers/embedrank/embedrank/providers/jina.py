@@ -34,7 +34,6 @@ class Adapter(BaseAdapter):
         return await self.post_embeddings(f"{self.base_url(call.credentials)}/embeddings", body, call)
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        self.refuse_max_tokens_per_doc(call, "Jina")
         body = {
             "model": call.deployment.native,
             "query": call.query,

@@ -27,7 +27,6 @@ class Adapter(BaseAdapter):
     needs_credentials = False  # a base URL is required (base_url() says so); a key only if the server wants one
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
-        self.refuse_max_tokens_per_doc(call, "TEI")
         url = f"{self.base_url(call.credentials)}/rerank"
         headers = self.bearer(call.credentials)
         size = _batch_size(call)

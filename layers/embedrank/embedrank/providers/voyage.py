@@ -33,7 +33,6 @@ class Adapter(BaseAdapter):
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
         # Voyage only has a truncation switch (on by default), not a token count: refuse rather than ignore it.
-        self.refuse_max_tokens_per_doc(call, "Voyage")
         body = {
             "model": call.deployment.native,
             "query": call.query,
