@@ -194,8 +194,6 @@ def local_aws(fake_port: int) -> Iterator[None]:
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_ENDPOINT_URL_DYNAMODB=endpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER=endpoint,
-        POWERTOOLS_SERVICE_NAME="embedrank",
-        POWERTOOLS_METRICS_NAMESPACE="Embedrank",
     )
     try:
         wait_for_port(port, timeout=30, proc=server)

@@ -6,7 +6,7 @@ A key is shown once, when created or rotated; afterwards only its hash exists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import orjson
 
 from .auth import hash_key, new_key
 from .catalog import Catalog, Deployment
+from .limits import REQUEST_WINDOWS, TOKENS
 from .schemas import MAX_DOCUMENTS
 from .stores import KeyRecord, Plan, Stores
 
@@ -138,8 +139,8 @@ def set_plan(stores: Stores, key_id: str, plan: str) -> KeyRecord:
 
 # -- plans ----------------------------------------------------------------------------------------------------------
 
-PLAN_FIELDS = {"name", "description", "allowed_models", "limits", "monthly_budget"}
-LIMIT_NAMES = {"requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute"}
+PLAN_FIELDS = {f.name for f in fields(Plan)}
+LIMIT_NAMES = {w.limit for w in (*REQUEST_WINDOWS, TOKENS)}
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:

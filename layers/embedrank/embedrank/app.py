@@ -41,12 +41,11 @@ from .schemas import EmbeddingRequest, RerankRequest, parse_body
 from .service import Gateway
 from .sizes import MAX_REQUEST_BYTES, accepts_gzip, fit_body, request_too_large
 from .stores import Stores, UsageRecord
-from .usage import Meter, daily_report, report_range
+from .usage import MAX_LOGGED_MODEL, Meter, daily_report, report_range
 
 JSON = "application/json"
 # Endpoints about the account itself: rate limited like every request, but not held to the budget (a key over its
 # budget can still see its usage) and without a cost header.
-MAX_LOGGED_MODEL = 128
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

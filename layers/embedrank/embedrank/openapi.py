@@ -93,10 +93,6 @@ SECURITY_SCHEMES = {
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": REF.format(model=model.__name__)}
-
-
 def _header_refs(names: Mapping[str, str]) -> dict[str, Any]:
     return {header: {"$ref": f"#/components/headers/{name}"} for header, name in names.items()}
 

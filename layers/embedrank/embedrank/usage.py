@@ -31,7 +31,7 @@ UNKNOWN_MODEL = "(unknown)"  # a model id the catalog does not know: kept out of
 MAX_REPORT_DAYS = 366
 
 REPLAY_MESSAGE = "usage_replay"
-MAX_LOGGED_MODEL = 128
+MAX_LOGGED_MODEL = 128  # a model id is caller input: the longest part of it a log line carries
 # The usage write happens while the caller waits (a Lambda container is frozen once it answers), so its retries are
 # few and short: attempt n waits up to 50 ms * 2**n (full jitter), and none starts after 0.5 s. This is on top of the
 # DynamoDB client's own retries (botocore legacy mode: 50 and 100 ms).
