@@ -5,7 +5,8 @@ module-level app and the event loop Mangum keeps stay out of the orchestrator).
 
 Each scenario runs twice over the same handler:
 
-1. **moto in the loop**: every boto3 API call goes to moto and is timed by wrapping ``BaseClient._make_api_call``.
+1. **moto in the loop**: every AWS API call goes to moto and is timed by wrapping ``BaseClient._make_api_call`` and
+   ``embedrank.dynamodb.WireClient.call`` (the request path's DynamoDB client).
    This pass counts the AWS calls per request in steady state, by operation, and reports the added latency with
    moto's time subtracted, for information.
 2. **AWS calls answered instantly** (the budget's "excluding AWS calls"): each call is answered with a copy of the
@@ -53,7 +54,7 @@ REPLAY_WARMUP = 300
 
 
 class AwsMeter:
-    """Counts and times every boto3 API call (all clients, all threads); while ``replaying``, answers each one with
+    """Counts and times every AWS API call (all clients, all threads); while ``replaying``, answers each one with
     the last answer the local AWS gave to the same operation on the same table."""
 
     def __init__(self) -> None:
@@ -63,14 +64,21 @@ class AwsMeter:
         self.replaying = False
 
     def install(self) -> None:
+        """Wrap boto3's one entry point and the request path's DynamoDB client (``embedrank.dynamodb``)."""
         from botocore.client import BaseClient
 
-        original: Callable[..., Any] = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private, not in the stubs
+        from embedrank.dynamodb import WireClient
+
+        boto: Callable[..., Any] = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private, not in the stubs
+        setattr(BaseClient, "_make_api_call", self._wrap(boto, lambda c: c.meta.service_model.service_name))  # noqa: B010
+        setattr(WireClient, "call", self._wrap(WireClient.call, lambda _: "dynamodb"))  # noqa: B010
+
+    def _wrap(self, original: Callable[..., Any], service: Callable[[Any], str]) -> Callable[..., Any]:
         meter = self
 
-        def timed_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        def timed_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
             table = params.get("TableName")
-            name = f"{client.meta.service_model.service_name}.{operation}"
+            name = f"{service(client)}.{operation}"
             name = f"{name}({table})" if isinstance(table, str) else name
             t0 = time.perf_counter()
             try:
@@ -83,7 +91,7 @@ class AwsMeter:
                 meter.seconds += time.perf_counter() - t0
                 meter.calls[name] += 1
 
-        setattr(BaseClient, "_make_api_call", timed_call)  # noqa: B010
+        return timed_call
 
     def reset(self) -> None:
         self.calls.clear()

@@ -23,12 +23,16 @@ for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from motowire import MotoTransport  # noqa: E402
 
+from embedrank import dynamodb  # noqa: E402
 from embedrank.config import Settings  # noqa: E402
 from embedrank.localaws import item_level_transactions  # noqa: E402
 
 # The tests' moto rolls a failed transaction back item by item, as DynamoDB does (see localaws.py).
 item_level_transactions()
+# The request path's DynamoDB client (embedrank.dynamodb) reaches the same moto through its transport.
+dynamodb.use_transport(MotoTransport())
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT.parent / "shared" / "specs"

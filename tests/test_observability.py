@@ -160,6 +160,10 @@ from moto import mock_aws
 from embedrank.config import Settings
 from embedrank.provision import create_key, create_tables, put_provider_secret, seed_plans
 from fakes import openai_answer
+from motowire import MotoTransport
+from embedrank import dynamodb
+
+dynamodb.use_transport(MotoTransport())  # the request path's DynamoDB calls reach this moto too
 
 with mock_aws():
     config = Settings.from_env({})
@@ -222,7 +226,7 @@ def test_in_lambda_the_tracer_records_the_handler_each_aws_call_and_each_provide
     assert annotations["status"] == 200
     [provider_call] = by_name["api.openai.com"]  # httpx: one subsegment per provider call
     assert provider_call["namespace"] == "remote" and provider_call["http"]["response"]["status"] == 200
-    dynamodb = [s["aws"]["operation"] for s in by_name["dynamodb"]]  # botocore: one per DynamoDB call
+    dynamodb = [s["aws"]["operation"] for s in by_name["dynamodb"]]  # one per DynamoDB call, as botocore's patch does
     assert "UpdateItem" in dynamodb and "TransactWriteItems" in dynamodb, dynamodb
     assert {s["parent_id"] for s in by_name["dynamodb"] + [provider_call]} == {handler["id"]}
     assert "response" not in json.dumps(handler.get("metadata", {}))  # vectors never copied into the trace

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from .config import Settings
 
@@ -206,8 +206,21 @@ def _retrying[T](call: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+class RequestPathClient(Protocol):
+    """The calls a request makes, as ``dynamodb.WireClient`` and a boto3 client both take them."""
+
+    def get_item(self, **params: Any) -> Any: ...
+    def update_item(self, **params: Any) -> Any: ...
+    def transact_write_items(self, **params: Any) -> Any: ...
+    def transact_get_items(self, **params: Any) -> Any: ...
+
+
 class Stores:
-    """Keys, plans and usage tables. Every method is synchronous (boto3); callers run them off the event loop."""
+    """Keys, plans and usage tables. Every method is synchronous; callers run them off the event loop.
+
+    The calls on a request's path (key and plan reads, admission, spend, the usage write) go through ``hot``, the
+    lean client of ``dynamodb.py``; the admin paths through boto3. A client given here serves both (tests, tools).
+    """
 
     def __init__(self, settings: Settings, client: DynamoDBClient | None = None) -> None:
         self.settings = settings
@@ -217,10 +230,18 @@ class Stores:
     def db(self) -> DynamoDBClient:
         return self._client or dynamodb_client()
 
+    @property
+    def hot(self) -> RequestPathClient:
+        if self._client is not None:
+            return cast(RequestPathClient, self._client)
+        from . import dynamodb
+
+        return dynamodb.client()
+
     # -- keys -------------------------------------------------------------------------------------------------------
 
     def get_key(self, key_hash: str) -> KeyRecord | None:
-        item = self.db.get_item(TableName=self.settings.keys_table, Key={"key_hash": {"S": key_hash}}).get("Item")
+        item = self.hot.get_item(TableName=self.settings.keys_table, Key={"key_hash": {"S": key_hash}}).get("Item")
         return key_from_item(item) if item else None
 
     def put_key(self, key_hash: str, record: KeyRecord) -> None:
@@ -281,7 +302,7 @@ class Stores:
     # -- plans ------------------------------------------------------------------------------------------------------
 
     def get_plan(self, name: str) -> Plan | None:
-        item = self.db.get_item(TableName=self.settings.plans_table, Key={"name": {"S": name}}).get("Item")
+        item = self.hot.get_item(TableName=self.settings.plans_table, Key={"name": {"S": name}}).get("Item")
         return plan_from_item(item) if item else None
 
     def put_plan(self, plan: dict[str, Any]) -> None:
@@ -329,7 +350,7 @@ class Stores:
         if conditions:
             params["ConditionExpression"] = " AND ".join(conditions)
         try:
-            answer = _retrying(lambda: self.db.update_item(**params))
+            answer = _retrying(lambda: self.hot.update_item(**params))
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -339,7 +360,7 @@ class Stores:
     def spend(self, key_id: str, day: str) -> Spend:
         """This month's and today's spend, read together (one ``TransactGetItems``: a consistent snapshot)."""
         pk = {"S": KEY_PREFIX + key_id}
-        answer = self.db.transact_get_items(
+        answer = self.hot.transact_get_items(
             TransactItems=[
                 {"Get": {"TableName": self.settings.usage_table, "Key": {"pk": pk, "sk": {"S": f"total#{day[:7]}"}}}},
                 {"Get": {"TableName": self.settings.usage_table, "Key": {"pk": pk, "sk": {"S": f"meter#{day}"}}}},
@@ -422,7 +443,7 @@ class Stores:
         ]
         try:
             # Not retried here: ``usage.Meter.write`` retries the whole write, a conflict included, within its budget.
-            self.db.transact_write_items(TransactItems=items)
+            self.hot.transact_write_items(TransactItems=items)
         except Exception as exc:
             reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
