@@ -33,6 +33,7 @@ LAMBDA_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 

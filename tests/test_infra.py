@@ -180,3 +180,10 @@ def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
     )
     assert resources["ApiDomain"]["Condition"] == resources["ApiDomainMapping"]["Condition"] == "HasCustomDomain"
     assert resources["ApiDomainMapping"]["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+
+
+def test_the_bench_imports_handlers_with_the_templates_runtime_settings() -> None:
+    from bench.coldstart import LAMBDA_ENV
+
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PYDANTIC_DISABLE_PLUGINS"] == LAMBDA_ENV["PYDANTIC_DISABLE_PLUGINS"] == "__all__"

@@ -1,8 +1,8 @@
 """The request path's DynamoDB client: DynamoDB's JSON protocol, signed with SigV4, over kept-alive connections.
 
 Every request makes two DynamoDB calls (admission, the usage write), and through boto3 each cost ~1 ms of CPU in
-botocore on the dev machine (serializer, event hooks, endpoint rules, urllib3), against ~0.2 ms here for the same
-``UpdateItem`` (``bench/`` and the note on issue 7 have the figures). Under ``make serve`` that CPU also held the GIL
+botocore on the dev machine (serializer, event hooks, endpoint rules, urllib3), against ~0.25 ms here for the same
+``UpdateItem`` (README, Development, has the figures). Under ``make serve`` that CPU also held the GIL
 while the next request waited for it. So the calls a request makes (``GetItem`` for a key or plan on a cache miss,
 ``UpdateItem``, ``TransactWriteItems``, ``TransactGetItems``) come here; the admin paths keep boto3.
 

@@ -1,8 +1,9 @@
-"""Data access: API keys, plans and usage in DynamoDB. The only module that speaks DynamoDB's wire format.
+"""Data access: API keys, plans and usage in DynamoDB. The only module that knows the tables' items and requests.
 
-boto3 is imported when the first client is built, not at module import (cold start). Endpoints come from the
-standard per-service settings (``AWS_ENDPOINT_URL_DYNAMODB``), so local mode can point DynamoDB at the embedded
-local AWS without redirecting Bedrock.
+A request's own calls go through ``dynamodb.py``'s lean client (``Stores.hot``), everything else through boto3,
+imported when the first client is built, not at module import (cold start). Both take endpoints from the standard
+per-service settings (``AWS_ENDPOINT_URL_DYNAMODB``), so local mode can point DynamoDB at the embedded local AWS
+without redirecting Bedrock.
 
 The usage table holds everything metered for one key under one partition, ``pk = "key#<key_id>"``; the sort key's
 prefix says what an item is:
