@@ -1,11 +1,17 @@
-"""Cold start: each handler module's import time in a fresh interpreter, and the layer's unzipped size built the way
-SAM builds it (the layer's requirements for manylinux2014 aarch64 / CPython 3.12, binary wheels only, into a folder,
-plus the ``embedrank`` package)."""
+"""Cold start: each handler module's import time in a fresh interpreter, from the layer as ``sam build`` builds it
+(``layers/embedrank/Makefile``), and the unzipped size of that layer.
+
+The layer is built twice with the same make target: for manylinux2014 aarch64 (what ships; its size) and for this
+machine's platform (what can be imported here). The handler is imported with that folder and the function's folder
+first on the path and bytecode writing off, as in Lambda, where /opt and /var/task are read-only: what the layer does
+not ship compiled is compiled on every cold start. boto3 and Powertools, which the runtime and the AWS-managed layer
+provide, come from the dev environment. Without a built layer (``--smoke``), the source tree stands in for it.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -17,10 +23,12 @@ from .client import ROOT, python_env
 
 LAYER = ROOT / "layers" / "embedrank"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "embedrank-bench"
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+HOST_PLATFORM = f"manylinux2014_{platform.machine()}"
 
 IMPORT_SNIPPET = """
 import sys, time
-sys.path[:0] = [{layer!r}, {folder!r}]
+sys.path[:0] = [{folder!r}, {layer!r}]
 t0 = time.perf_counter()
 import {module}
 print(time.perf_counter() - t0)
@@ -42,21 +50,26 @@ def handler_modules() -> dict[str, Path]:
     return {p.stem: p for p in sorted((ROOT / "functions").glob("*/*_handler.py"))}
 
 
-def import_times(paths: dict[str, Path], runs: int, xray_sdk: bool = False) -> dict[str, dict[str, Any]]:
+def import_times(
+    paths: dict[str, Path], runs: int, layer: Path | None = None, xray_sdk: bool = False
+) -> dict[str, dict[str, Any]]:
     """Each handler's import time, ``runs`` times, taking the handlers in turn: the machine's speed drifts (other
-    work shares it), and round robin spreads the drift over every handler instead of charging it to one."""
+    work shares it), and round robin spreads the drift over every handler instead of charging it to one.
+
+    ``layer``: a built layer's ``python`` folder, imported as Lambda would (no bytecode written); None: the source
+    tree, with bytecode cached as in development."""
     env = {k: v for k, v in python_env().items() if not k.startswith(("AWS_LAMBDA", "POWERTOOLS_TRACE"))}
     env.pop("PYTHONPATH", None)  # only what Lambda has: the layer and the function's folder
-    env["PYTHONDONTWRITEBYTECODE"] = "0"
+    env["PYTHONDONTWRITEBYTECODE"] = "1" if layer is not None else "0"
     env.update(LAMBDA_ENV)
     if xray_sdk:
         env["EMBEDRANK_XRAY_SDK"] = "1"
     codes = {
-        name: IMPORT_SNIPPET.format(layer=str(LAYER), folder=str(path.parent), module=path.stem)
+        name: IMPORT_SNIPPET.format(layer=str(layer or LAYER), folder=str(path.parent), module=path.stem)
         for name, path in paths.items()
     }
     samples: dict[str, list[float]] = {name: [] for name in paths}
-    for run in range(runs + 1):  # the first run compiles .pyc files (Lambda ships them compiled by the runtime cache)
+    for run in range(runs + 1):  # a first, unmeasured run reads the files into the page cache
         for name, code in codes.items():
             out = subprocess.run(
                 [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
@@ -74,68 +87,50 @@ def import_times(paths: dict[str, Path], runs: int, xray_sdk: bool = False) -> d
     }
 
 
-def _requirements_hash() -> str:
-    return hashlib.sha256((LAYER / "requirements.txt").read_bytes()).hexdigest()[:16]
+def build_layer(platform_tag: str) -> Path:
+    """``make build-EmbedrankLayer``, what ``sam build`` runs, into a folder per platform; returns its ``python``."""
+    target = CACHE / f"layer-{platform_tag}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    subprocess.run(
+        ["make", "-s", "-C", str(LAYER), "build-EmbedrankLayer", f"ARTIFACTS_DIR={target}",
+         f"PYTHON={sys.executable}", f"PLATFORM={platform_tag}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return target / "python"
 
 
-def build_layer() -> Path:
-    """``pip install --target`` like SAM's Python builder (no .pyc compiled); cached by the requirements' hash."""
-    target = CACHE / f"layer-{_requirements_hash()}"
-    if not (target / ".complete").exists():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "-r",
-                str(LAYER / "requirements.txt"),
-                "--platform",
-                "manylinux2014_aarch64",
-                "--implementation",
-                "cp",
-                "--python-version",
-                "3.12",
-                "--only-binary=:all:",
-                "--target",
-                str(target / "python"),
-            ],
-            check=True,
-        )
-        (target / ".complete").touch()
-    return target
+def without_bytecode(layer: Path) -> Path:
+    """A copy of a built layer without its .pyc files: what SAM's python3.12 builder ships."""
+    bare = layer.parent.with_name(layer.parent.name + "-no-pyc") / "python"
+    shutil.rmtree(bare.parent, ignore_errors=True)
+    shutil.copytree(layer, bare, ignore=shutil.ignore_patterns("__pycache__"))
+    return bare
 
 
 def tree_size(root: Path) -> tuple[int, int]:
     total = files = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+    for dirpath, _, filenames in os.walk(root):
         for name in filenames:
-            if name.endswith(".pyc"):
-                continue
             total += (Path(dirpath) / name).stat().st_size
             files += 1
     return total, files
 
 
 def layer_size() -> dict[str, Any]:
-    deps = build_layer()
-    dep_bytes, dep_files = tree_size(deps / "python")
-    pkg_bytes, pkg_files = tree_size(LAYER / "embedrank")
-    sizes: list[tuple[str, int]] = []
-    for entry in (deps / "python").iterdir():
-        if entry.is_dir():
-            sizes.append((entry.name, tree_size(entry)[0]))
+    """The layer for Lambda (aarch64), every file counted, the .pyc files it ships included."""
+    layer = build_layer(LAMBDA_PLATFORM)
+    total, files = tree_size(layer)
+    compiled = sum(tree_size(Path(d))[0] for d, _, _ in os.walk(layer) if d.endswith("__pycache__"))
+    sizes = [(entry.name, tree_size(entry)[0]) for entry in layer.iterdir() if entry.is_dir()]
     largest = sorted(sizes, key=lambda s: -s[1])[:5]
     return {
-        "bytes": dep_bytes + pkg_bytes,
-        "mb": round((dep_bytes + pkg_bytes) / 1_000_000, 2),
-        "files": dep_files + pkg_files,
-        "embedrank_bytes": pkg_bytes,
+        "bytes": total,
+        "mb": round(total / 1_000_000, 2),
+        "files": files,
+        "pyc_mb": round(compiled / 1_000_000, 2),
+        "embedrank_bytes": tree_size(layer / "embedrank")[0],
         "largest": {name: round(size / 1_000_000, 2) for name, size in largest},
     }

@@ -82,14 +82,23 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
             log("in-process Lambda handler, AWS call counts, fan-out ...")
             result["inprocess"] = run_inprocess(fake_port, sizes)
     if "cold" in parts:
-        log("cold imports ...")
         modules = coldstart.handler_modules()
-        plain = coldstart.import_times(modules, sizes.import_runs)
-        traced = coldstart.import_times(modules, max(1, sizes.import_runs // 2), xray_sdk=True)
-        imports = {name: {"lambda": plain[name], "xray_sdk": traced[name]} for name in modules}
-        result["cold_start"] = {"imports": imports}
+        layer = None
         if sizes.layer:
-            log("layer build (pip, manylinux2014_aarch64, cp312) ...")
+            log(f"layer build for this machine (make build-EmbedrankLayer, {coldstart.HOST_PLATFORM}) ...")
+            layer = coldstart.build_layer(coldstart.HOST_PLATFORM)
+        log("cold imports ...")
+        half = max(1, sizes.import_runs // 2)
+        plain = coldstart.import_times(modules, sizes.import_runs, layer)
+        traced = coldstart.import_times(modules, half, layer, xray_sdk=True)
+        imports = {name: {"lambda": plain[name], "xray_sdk": traced[name]} for name in modules}
+        if layer is not None:
+            bare = coldstart.import_times(modules, half, coldstart.without_bytecode(layer))
+            for name in modules:
+                imports[name]["no_pyc"] = bare[name]
+        result["cold_start"] = {"imports": imports, "from_built_layer": layer is not None}
+        if sizes.layer:
+            log(f"layer build for Lambda (make build-EmbedrankLayer, {coldstart.LAMBDA_PLATFORM}) ...")
             result["cold_start"]["layer"] = coldstart.layer_size()
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result

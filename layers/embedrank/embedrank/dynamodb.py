@@ -318,7 +318,11 @@ def client() -> WireClient:
 
                 session = botocore.session.get_session()
                 credentials = session.get_credentials()
-                region = session.get_config_variable("region") or "us-east-1"
+                region = session.get_config_variable("region")
+                if not region:
+                    from botocore.exceptions import NoRegionError
+
+                    raise NoRegionError  # as boto3 would: a guessed region would only fail later, less clearly
                 built = WireClient(
                     _transport.get("default") or PooledTransport(),
                     region=region,
