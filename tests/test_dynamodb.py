@@ -4,6 +4,7 @@ legacy-mode retries, and kept-alive connections that survive a server closing th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -225,9 +226,11 @@ class _Dynamo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections: set[int] = set()  # noqa: RUF012 - one server per test
     drop_after_answer = False
+    delay = 0.0
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
+        time.sleep(self.delay)
         self.connections.add(self.client_address[1])  # one local port per connection
         body = b'{"Item":{"n":{"N":"1"}}}'
         self.send_response(200)
@@ -246,6 +249,7 @@ class _Dynamo(BaseHTTPRequestHandler):
 def server() -> Iterator[ThreadingHTTPServer]:
     _Dynamo.connections = set()
     _Dynamo.drop_after_answer = False
+    _Dynamo.delay = 0.0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Dynamo)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd
@@ -298,3 +302,19 @@ def test_threads_share_the_pool(server: ThreadingHTTPServer) -> None:
         t.join()
     assert errors == [] and 1 <= len(_Dynamo.connections) <= 8
     transport.close()
+
+
+def test_a_slow_answer_is_a_read_timeout_retried_like_any_transport_error(server: ThreadingHTTPServer) -> None:
+    _Dynamo.delay = 0.3
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    sleeps: list[float] = []
+    client = WireClient(
+        PooledTransport(read_timeout=0.1),
+        region="us-east-1",
+        credentials=CREDS.get_frozen_credentials,
+        endpoint=endpoint,
+        sleep=sleeps.append,
+    )
+    with pytest.raises(httpx.ReadTimeout):
+        client.get_item(TableName="usage", Key={})
+    assert len(sleeps) == 2  # three attempts

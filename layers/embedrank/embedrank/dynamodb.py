@@ -218,6 +218,11 @@ def _inject_trace_header(headers: dict[str, str]) -> None:
         inject_trace_header(headers, subsegment)
 
 
+class _Stale(Exception):
+    """A connection that failed before any answer came: on a kept-alive one, almost always the server having closed
+    it while idle, so the request is sent once more on a fresh connection (as botocore and urllib3 do)."""
+
+
 class PooledTransport(httpx.BaseTransport):
     """Blocking HTTP/1.1 with kept-alive connections (``http.client``), safe across threads: each request takes an
     idle connection or opens one, and gives it back when the answer was read whole. httpcore's sync pool cost twice
@@ -249,11 +254,11 @@ class PooledTransport(httpx.BaseTransport):
             conn = self._idle.pop() if self._idle else None
         headers = dict(request.headers)
         body = request.read()
-        if conn is not None:  # a kept-alive connection the server may have closed meanwhile: then a fresh one
+        if conn is not None:
             try:
                 return self._exchange(conn, request, headers, body)
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
-                conn.close()
+            except _Stale:
+                pass  # closed by the server while idle, before it saw this request: sent again on a fresh one
         try:
             conn = self._open(request.url)
         except TimeoutError:
@@ -262,28 +267,37 @@ class PooledTransport(httpx.BaseTransport):
             raise httpx.ConnectError(f"{type(exc).__name__} connecting to DynamoDB", request=request) from None
         try:
             return self._exchange(conn, request, headers, body)
+        except _Stale:
+            raise httpx.RemoteProtocolError(
+                "DynamoDB closed the connection without answering", request=request
+            ) from None
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, request: httpx.Request, headers: dict[str, str], body: bytes
+    ) -> httpx.Response:
+        """One request on ``conn``; ``_Stale`` when it failed before any answer came, so it can be sent again."""
+        try:
+            try:
+                conn.request(request.method, request.url.raw_path.decode("ascii"), body, headers)
+                answer = conn.getresponse()
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+                raise _Stale from None
+            content = answer.read()
+        except _Stale:
+            conn.close()
+            raise
         except TimeoutError:
             conn.close()
             raise httpx.ReadTimeout("DynamoDB did not answer in time", request=request) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise httpx.ReadError(f"{type(exc).__name__} reading DynamoDB's answer", request=request) from None
-
-    def _exchange(
-        self, conn: http.client.HTTPConnection, request: httpx.Request, headers: dict[str, str], body: bytes
-    ) -> httpx.Response:
-        conn.request(request.method, request.url.raw_path.decode("ascii"), body, headers)
-        answer = conn.getresponse()
-        content = answer.read()
-        if answer.will_close:
-            conn.close()
-        else:
+        if not answer.will_close:
             with self._lock:
                 if len(self._idle) < self._max_idle:
                     self._idle.append(conn)
-                    conn = None  # type: ignore[assignment]
-            if conn is not None:
-                conn.close()
+                    return httpx.Response(answer.status, headers=answer.getheaders(), content=content, request=request)
+        conn.close()
         return httpx.Response(answer.status, headers=answer.getheaders(), content=content, request=request)
 
     def close(self) -> None:
