@@ -24,7 +24,8 @@ from .client import ROOT, python_env
 LAYER = ROOT / "layers" / "embedrank"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "embedrank-bench"
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
-HOST_PLATFORM = f"manylinux2014_{platform.machine()}"
+# Wheels this machine can import, for the same make target; None where no manylinux wheel runs (then: source tree).
+HOST_PLATFORM = f"manylinux2014_{platform.machine()}" if sys.platform == "linux" else None
 
 IMPORT_SNIPPET = """
 import sys, time

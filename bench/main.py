@@ -84,7 +84,7 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
     if "cold" in parts:
         modules = coldstart.handler_modules()
         layer = None
-        if sizes.layer:
+        if sizes.layer and coldstart.HOST_PLATFORM:
             log(f"layer build for this machine (make build-EmbedrankLayer, {coldstart.HOST_PLATFORM}) ...")
             layer = coldstart.build_layer(coldstart.HOST_PLATFORM)
         log("cold imports ...")

@@ -120,3 +120,26 @@ def test_usage_rejects_bad_months_and_unknown_keys(aws: None, capsys: pytest.Cap
     assert run_cli(capsys, "usage", "--key", "key_nobody")[0] == 1
     code, out, _ = run_cli(capsys, "usage", "--key", "key_dev")
     assert code == 0 and datetime.now(UTC).strftime("%Y-%m") in out and "TOTAL" in out
+
+
+def test_an_unreachable_dynamodb_is_one_clean_line_on_the_request_path_calls_too(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plans show`` reads the plan through the request path's client (``embedrank.dynamodb``): its connection
+    failure is botocore's, so the CLI reports it like any AWS error, without a traceback."""
+    import httpx
+    from motowire import MotoTransport
+
+    from embedrank import dynamodb
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    dynamodb.use_transport(httpx.MockTransport(refuse))
+    try:
+        dynamodb.client()._sleep = lambda _: None
+        code, _, err = run_cli(capsys, "plans", "show", "premium")
+    finally:
+        dynamodb.use_transport(MotoTransport())
+    assert code == 1 and err.startswith("embedrank: AWS error: Could not connect to the endpoint URL")
+    assert "Traceback" not in err

@@ -12,15 +12,24 @@ from typing import Any
 
 import boto3
 import httpx
+import orjson
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
 
 from embedrank.devaws import DevAws
-from embedrank.dynamodb import PooledTransport, Signer, WireClient, endpoint_for
+from embedrank.dynamodb import PooledTransport, Signer, WireClient, configured_endpoint, endpoint_for
 
 CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 TEMPORARY = Credentials("ASIAEXAMPLE", "secret/with+chars", token="IQoJb3JpZ2luX2VjEJr//////////session")
@@ -45,12 +54,68 @@ def test_the_signature_is_botocores(creds: Credentials) -> None:
     assert ours.get("x-amz-security-token") == request.headers.get("X-Amz-Security-Token")
 
 
-def test_the_endpoint_follows_botocores_settings() -> None:
-    assert endpoint_for("us-east-1", {}) == "https://dynamodb.us-east-1.amazonaws.com"
-    assert endpoint_for("cn-north-1", {}) == "https://dynamodb.cn-north-1.amazonaws.com.cn"
-    assert endpoint_for("us-east-1", {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566/"}) == "http://127.0.0.1:4566"
+REGIONS = ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eusc-de-east-1"]
+
+
+@pytest.mark.parametrize("fips", [False, True], ids=["standard", "fips"])
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_public_endpoint_is_the_one_boto3_resolves(region: str, fips: bool) -> None:
+    config = Config(use_fips_endpoint=fips)
+    boto = boto3.client("dynamodb", region_name=region, config=config, aws_access_key_id="x", aws_secret_access_key="x")
+    assert endpoint_for(region, fips=fips) == boto.meta.endpoint_url
+
+
+class Profile:
+    """What ``configured_endpoint`` reads of a botocore session."""
+
+    def __init__(self, profile: dict[str, Any], full: dict[str, Any] | None = None, ignore: bool = False) -> None:
+        self.profile, self.full_config, self.ignore = profile, full or {}, ignore
+
+    def get_config_variable(self, name: str) -> Any:
+        assert name == "ignore_configured_endpoint_urls"
+        return self.ignore
+
+    def get_scoped_config(self) -> dict[str, Any]:
+        return self.profile
+
+
+def test_a_configured_endpoint_is_found_where_botocore_looks_in_its_order() -> None:
+    services = {"services": {"local": {"dynamodb": {"endpoint_url": "http://svc:3"}}}}
+    profile = {"services": "local", "endpoint_url": "http://global:4"}
     both = {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://b:2"}
-    assert endpoint_for("us-east-1", both) == "http://b:2"  # the service's own setting wins, as in botocore
+    assert configured_endpoint(Profile(profile, services), both) == "http://b:2"
+    assert configured_endpoint(Profile(profile, services), {"AWS_ENDPOINT_URL": "http://a:1"}) == "http://a:1"
+    assert configured_endpoint(Profile(profile, services), {}) == "http://svc:3"
+    assert configured_endpoint(Profile(profile), {}) == "http://global:4"
+    assert configured_endpoint(Profile({}), {}) is None
+    assert configured_endpoint(Profile(profile, services, ignore=True), both) is None
+
+
+def test_an_endpoint_with_a_path_is_signed_for_that_path() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    client = WireClient(
+        httpx.MockTransport(handler), region="us-east-1", credentials=CREDS.get_frozen_credentials,
+        endpoint="http://proxy.internal:8000/ddb",
+    )  # fmt: skip
+    client.get_item(TableName="usage", Key={})
+    [sent] = seen
+    assert sent.url.raw_path == b"/ddb/"
+    request = AWSRequest(method="POST", url=str(sent.url), data=sent.content, headers={
+        "Content-Type": sent.headers["content-type"], "X-Amz-Target": sent.headers["x-amz-target"],
+    })  # fmt: skip
+    SigV4Auth(CREDS, "dynamodb", "us-east-1").add_auth(request)
+    when = datetime.strptime(sent.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    expected = Signer("us-east-1", CREDS.get_frozen_credentials).headers(
+        "proxy.internal:8000", "DynamoDB_20120810.GetItem", sent.content, now=when, path="/ddb/"
+    )
+    assert sent.headers["authorization"] == expected["authorization"]
+    if request.headers["X-Amz-Date"] == sent.headers["x-amz-date"]:  # same second: botocore signs it alike
+        assert sent.headers["authorization"] == request.headers["Authorization"]
 
 
 # -- the same calls through boto3 and through the client, on devaws (real HTTP) ------------------------------------
@@ -181,15 +246,15 @@ def aws_error(code: str, status: int = 400) -> httpx.Response:
     return httpx.Response(status, json={"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
 
 
-def test_throttling_and_5xx_are_retried_with_backoff_then_answered() -> None:
-    ok = httpx.Response(200, json={"Attributes": {"d": {"N": "1"}}}, headers={"x-amzn-RequestId": "r-3"})
+def test_throttling_and_5xx_are_retried_like_botocores_legacy_mode_then_answered() -> None:
+    ok = httpx.Response(200, json={"Attributes": {"d": {"N": "1"}}}, headers={"x-amzn-RequestId": "r-4"})
     client, requests, sleeps = scripted(
-        aws_error("ProvisionedThroughputExceededException"), aws_error("InternalServerError", 500), ok
-    )
+        aws_error("ProvisionedThroughputExceededException"), aws_error("InternalServerError", 500),
+        aws_error("ThrottlingException"), ok,
+    )  # fmt: skip
     answer = client.update_item(TableName="usage", Key={})
-    assert answer == {"Attributes": {"d": {"N": "1"}}, "ResponseMetadata": {"RequestId": "r-3", "HTTPStatusCode": 200}}
-    assert len(requests) == 3 and len(sleeps) == 2
-    assert 0 <= sleeps[0] <= 0.05 and 0 <= sleeps[1] <= 0.1  # 50 ms × 2^n × random
+    assert answer == {"Attributes": {"d": {"N": "1"}}, "ResponseMetadata": {"RequestId": "r-4", "HTTPStatusCode": 200}}
+    assert len(requests) == 4 and sleeps == [0.05, 0.1, 0.2]  # DynamoDB's base in botocore's _retry.json
     assert requests[0].headers["x-amz-target"] == "DynamoDB_20120810.UpdateItem"
     assert requests[0].url == "https://dynamodb.us-east-1.amazonaws.com/"
 
@@ -204,19 +269,44 @@ def test_a_client_error_is_not_retried_and_reads_like_boto3s() -> None:
         "Message": "ConditionalCheckFailedException",
     }
     assert caught.value.operation_name == "UpdateItem"
+    client, requests, _ = scripted(httpx.Response(501, text="not implemented"))
+    with pytest.raises(ClientError):
+        client.get_item(TableName="usage", Key={})
+    assert len(requests) == 1  # 501 is not among botocore's retried statuses
 
 
-def test_the_last_failure_surfaces_after_three_attempts() -> None:
-    client, requests, _ = scripted(*[httpx.Response(503, text="<html>busy</html>")] * 3)
+def test_the_last_failure_surfaces_after_four_attempts_as_botocore_would_raise_it() -> None:
+    client, requests, _ = scripted(*[httpx.Response(503, text="<html>busy</html>")] * 4)
     with pytest.raises(ClientError) as caught:
         client.get_item(TableName="usage", Key={})
-    assert len(requests) == 3 and caught.value.response["Error"]["Code"] == "HTTP503"
+    assert len(requests) == 4 and caught.value.response["Error"]["Code"] == "HTTP503"
 
-    refused = httpx.ConnectError("refused")
-    client, requests, _ = scripted(refused, refused, refused)
-    with pytest.raises(httpx.ConnectError):
-        client.transact_write_items(TransactItems=[])
-    assert len(requests) == 3
+    for failure, raised in (
+        (httpx.ConnectError("refused"), EndpointConnectionError),
+        (httpx.ConnectTimeout("slow"), ConnectTimeoutError),
+        (httpx.ReadTimeout("slow"), ReadTimeoutError),
+        (httpx.ReadError("reset"), ConnectionClosedError),
+    ):
+        client, requests, _ = scripted(*[failure] * 4)
+        with pytest.raises(raised) as error:
+            client.transact_write_items(TransactItems=[])
+        assert len(requests) == 4 and isinstance(error.value, BotoCoreError)  # what the CLI and callers catch
+
+
+def test_an_answer_that_is_not_json_is_an_error_not_an_empty_item() -> None:
+    client, _, _ = scripted(httpx.Response(200, text="<html>captive portal</html>"))
+    with pytest.raises(ResponseParserError):
+        client.get_item(TableName="usage", Key={})
+
+
+def test_a_transaction_carries_one_idempotency_token_across_retries() -> None:
+    client, requests, _ = scripted(aws_error("InternalServerError", 500), httpx.Response(200, json={}))
+    client.transact_write_items(TransactItems=[])
+    tokens = {orjson.loads(r.content)["ClientRequestToken"] for r in requests}
+    assert len(requests) == 2 and len(tokens) == 1
+    client, requests, _ = scripted(httpx.Response(200, json={}))
+    client.transact_write_items(TransactItems=[], ClientRequestToken="mine")
+    assert orjson.loads(requests[0].content)["ClientRequestToken"] == "mine"
 
 
 # -- kept-alive connections ------------------------------------------------------------------------------------------
@@ -227,9 +317,16 @@ class _Dynamo(BaseHTTPRequestHandler):
     connections: set[int] = set()  # noqa: RUF012 - one server per test
     drop_after_answer = False
     delay = 0.0
+    received = 0
+    hang_up_on: set[int] = set()  # noqa: RUF012
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
+        seen = _Dynamo.received
+        _Dynamo.received += 1
+        if seen in self.hang_up_on:
+            self.close_connection = True
+            return
         time.sleep(self.delay)
         self.connections.add(self.client_address[1])  # one local port per connection
         body = b'{"Item":{"n":{"N":"1"}}}'
@@ -250,6 +347,8 @@ def server() -> Iterator[ThreadingHTTPServer]:
     _Dynamo.connections = set()
     _Dynamo.drop_after_answer = False
     _Dynamo.delay = 0.0
+    _Dynamo.received = 0
+    _Dynamo.hang_up_on = set()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Dynamo)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd
@@ -273,14 +372,28 @@ def test_one_connection_serves_call_after_call(server: ThreadingHTTPServer) -> N
     transport.close()
 
 
-def test_a_connection_the_server_closed_is_replaced_without_an_error(server: ThreadingHTTPServer) -> None:
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(server: ThreadingHTTPServer) -> None:
     _Dynamo.drop_after_answer = True
     client, transport = pooled(server)
     sleeps: list[float] = []
-    client._sleep = sleeps.append  # no retry may be spent on a stale connection
+    client._sleep = sleeps.append  # no attempt may be spent on a connection known to be closed
     for _ in range(3):
         assert client.get_item(TableName="usage", Key={})["Item"] == {"n": {"N": "1"}}
+        time.sleep(0.05)  # idle: the server's close arrives
     assert len(_Dynamo.connections) == 3 and sleeps == []
+    transport.close()
+
+
+def test_a_request_the_server_dropped_unanswered_is_sent_again_only_as_the_clients_next_attempt(
+    server: ThreadingHTTPServer,
+) -> None:
+    _Dynamo.hang_up_on = {1}  # the second request: read, then the connection closed without an answer
+    client, transport = pooled(server)
+    sleeps: list[float] = []
+    client._sleep = sleeps.append
+    client.get_item(TableName="usage", Key={})
+    client.get_item(TableName="usage", Key={})
+    assert _Dynamo.received == 3 and sleeps == [0.05]
     transport.close()
 
 
@@ -315,6 +428,6 @@ def test_a_slow_answer_is_a_read_timeout_retried_like_any_transport_error(server
         endpoint=endpoint,
         sleep=sleeps.append,
     )
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(ReadTimeoutError):
         client.get_item(TableName="usage", Key={})
-    assert len(sleeps) == 2  # three attempts
+    assert len(sleeps) == 3  # four attempts

@@ -190,16 +190,37 @@ def test_the_bench_imports_handlers_with_the_templates_runtime_settings() -> Non
     assert variables["PYDANTIC_DISABLE_PLUGINS"] == LAMBDA_ENV["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
 
 
-def test_the_layer_build_fetches_arm64_wheels_then_compiles_everything(tmp_path: Path) -> None:
-    dry = subprocess.run(
-        ["make", "-n", "-C", str(ROOT / "layers/embedrank"), "build-EmbedrankLayer", f"ARTIFACTS_DIR={tmp_path}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    pip = dry.index("pip install")
-    assert "--platform manylinux2014_aarch64" in dry[pip:] and "--only-binary=:all:" in dry[pip:]
-    assert dry.index("compileall") > pip  # the dependencies are compiled too
+def test_the_layer_build_fetches_arm64_wheels_then_compiles_them_with_the_package(tmp_path: Path) -> None:
+    """``make build-EmbedrankLayer`` as ``sam build`` runs it (ARTIFACTS_DIR in the environment), with pip replaced by
+    a stand-in that records its arguments and installs one pure-Python module: no network."""
+    artifacts, log = tmp_path / "artifacts", tmp_path / "pip-args"
+    stale = artifacts / "python" / "dropped_dependency.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("x = 1\n")  # from an earlier build: a dependency no longer required must not linger
+    python = tmp_path / "python3.12"
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = "pip" ]; then\n'
+        f'  echo "$@" > "{log}"; mkdir -p "$ARTIFACTS_DIR/python/dep"\n'
+        '  echo "x = 1" > "$ARTIFACTS_DIR/python/dep/__init__.py"\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    env = {**os.environ, "ARTIFACTS_DIR": str(artifacts), "PYTHON": str(python)}
+    subprocess.run(["make", "-s", "build-EmbedrankLayer"], cwd=ROOT / "layers/embedrank", env=env, check=True)
+    args = log.read_text().split()
+    assert args[args.index("--platform") + 1] == "manylinux2014_aarch64" and "--only-binary=:all:" in args
+    assert args[args.index("--target") + 1] == str(artifacts / "python") and "--no-compile" in args
+    assert not stale.exists()
+    assert (artifacts / "python/dep/__pycache__/__init__.cpython-312.pyc").is_file()  # compiled after pip
+    assert (artifacts / "python/embedrank/__pycache__/app.cpython-312.pyc").is_file()
+
+
+def test_our_layer_is_extracted_last_so_its_files_win() -> None:
+    layers = template()["Globals"]["Function"]["Layers"]
+    assert layers[-1] == {"Ref": "EmbedrankLayer"} and len(layers) == 2
 
 
 def test_the_layer_ships_every_module_compiled_for_a_read_only_opt(tmp_path: Path) -> None:

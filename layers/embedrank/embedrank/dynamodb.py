@@ -2,20 +2,27 @@
 
 Every request makes two DynamoDB calls (admission, the usage write), and through boto3 each cost ~1 ms of CPU in
 botocore on the dev machine (serializer, event hooks, endpoint rules, urllib3), against ~0.25 ms here for the same
-``UpdateItem`` (README, Development, has the figures). Under ``make serve`` that CPU also held the GIL
-while the next request waited for it. So the calls a request makes (``GetItem`` for a key or plan on a cache miss,
-``UpdateItem``, ``TransactWriteItems``, ``TransactGetItems``) come here; the admin paths keep boto3.
+``UpdateItem`` (README, Development, has the figures). Under ``make serve`` that CPU also held the GIL while the next
+request waited for it. So the calls a request makes (``GetItem`` for a key or plan on a cache miss, ``UpdateItem``,
+``TransactWriteItems``, ``TransactGetItems``) come here, wherever ``Stores`` makes them (the CLI's plan reads and usage
+replay too); every other call keeps boto3.
 
 Callers cannot tell the two apart: the answer is boto3's low-level answer (DynamoDB's JSON as sent: these calls
-never carry binary attributes, the one type boto3 decodes), with ``ResponseMetadata``; an error is botocore's
-``ClientError`` with the same ``response`` (``Error.Code``, ``Error.Message``, ``CancellationReasons``, ``Item``).
-``tests/test_dynamodb.py`` checks both against boto3 on devaws, and the signature against botocore's signer.
+never carry binary attributes, the one type boto3 decodes), with ``ResponseMetadata``; a service error is botocore's
+``ClientError`` with the same ``response`` (``Error.Code``, ``Error.Message``, ``CancellationReasons``, ``Item``), a
+connection failure botocore's ``EndpointConnectionError``, ``ConnectTimeoutError``, ``ReadTimeoutError`` or
+``ConnectionClosedError``, an unreadable answer its ``ResponseParserError``. ``TransactWriteItems`` gets a
+``ClientRequestToken`` when it has none, as boto3 adds one, so a retried transaction is applied once.
+``tests/test_dynamodb.py`` checks answers and errors against boto3 on devaws, and the signature against botocore's.
 
-Like botocore's legacy retry mode for DynamoDB: 3 attempts on throttling, 5xx and connection errors, waiting
-50 ms × 2^n × random(0, 1) between them. Credentials and region come from botocore's usual chain (in Lambda, the
-environment); the endpoint from ``AWS_ENDPOINT_URL_DYNAMODB`` or ``AWS_ENDPOINT_URL``, else the region's public one.
-Tests inject an ``httpx.BaseTransport`` (``use_transport``); when the X-Ray SDK is on, each call is a ``dynamodb``
-subsegment made by the SDK's own botocore metadata processor, as boto3's calls are.
+Retries are botocore's legacy mode for DynamoDB (``_retry.json``): 4 attempts on throttling codes, 429/5xx/509 and
+connection errors, 50, 100 then 200 ms apart. Credentials and region come from botocore's chain (in Lambda, the
+environment); the endpoint from the same settings botocore reads (``AWS_ENDPOINT_URL_DYNAMODB``,
+``AWS_ENDPOINT_URL``, a profile's ``services`` or ``endpoint_url``, unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``),
+else the region's own (FIPS when ``AWS_USE_FIPS_ENDPOINT``), its DNS suffix from botocore's partition data.
+``AWS_CA_BUNDLE`` is honoured; proxies and dual-stack endpoints are not supported. Tests inject an
+``httpx.BaseTransport`` (``use_transport``); when the X-Ray SDK is on, each call is a ``dynamodb`` subsegment made
+by the SDK's own botocore metadata processor, as boto3's calls are.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ import hashlib
 import hmac
 import http.client
 import os
-import random
+import re
+import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -38,29 +47,56 @@ import httpx
 import orjson
 
 if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
 API_VERSION = "DynamoDB_20120810"
 CONTENT_TYPE = "application/x-amz-json-1.0"
-ATTEMPTS = 3
-BASE_DELAY = 0.05
-RETRYABLE = frozenset(
+ATTEMPTS = 4  # botocore's legacy mode: max_attempts=3 retries after the first try
+BASE_DELAY = 0.05  # DynamoDB's own base in botocore's _retry.json: 50, 100, 200 ms
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509})
+RETRY_CODES = frozenset(
     {
+        "Throttling",
         "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
         "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
         "TransactionInProgressException",
+        "ReplicatedWriteConflictException",
     }
 )
 
 
-def endpoint_for(region: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
-    configured = environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL")
-    if configured:
-        return configured.rstrip("/")
-    return f"https://dynamodb.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
+def endpoint_for(region: str, *, fips: bool = False) -> str:
+    """The region's public endpoint, its DNS suffix from botocore's partition data (aws, aws-cn, GovCloud, ISO)."""
+    import json
+    from importlib.resources import files
+
+    partitions = json.loads(files("botocore").joinpath("data/partitions.json").read_text())["partitions"]
+    suffix = "amazonaws.com"
+    for partition in partitions:
+        if region in partition["regions"] or re.match(partition["regionRegex"], region):
+            suffix = partition["outputs"]["dnsSuffix"]
+            break
+    return f"https://dynamodb{'-fips' if fips else ''}.{region}.{suffix}"
+
+
+def configured_endpoint(session: Any, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The endpoint botocore would take from settings, in its order: the service's environment variable, the global
+    one, the profile's ``services`` section, the profile's ``endpoint_url``; none when told to ignore them."""
+    if session.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    profile = session.get_scoped_config()
+    services = session.full_config.get("services", {}).get(profile.get("services", ""), {})
+    for value in (
+        environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
+        environ.get("AWS_ENDPOINT_URL"),
+        (services.get("dynamodb") or {}).get("endpoint_url"),
+        profile.get("endpoint_url"),
+    ):
+        if value:
+            return str(value)
+    return None
 
 
 class Signer:
@@ -71,7 +107,9 @@ class Signer:
         self._credentials = credentials  # botocore's Credentials.get_frozen_credentials: refreshes when due
         self._keys: dict[tuple[str, str], bytes] = {}
 
-    def headers(self, host: str, target: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+    def headers(
+        self, host: str, target: str, body: bytes, now: datetime | None = None, path: str = "/"
+    ) -> dict[str, str]:
         creds = self._credentials()
         if creds is None:
             from botocore.exceptions import NoCredentialsError
@@ -86,8 +124,8 @@ class Signer:
             signed.append(("x-amz-security-token", creds.token))
         signed.append(("x-amz-target", target))
         names = ";".join(name for name, _ in signed)
-        canonical = "POST\n/\n\n{}\n{}\n{}".format(
-            "".join(f"{name}:{value}\n" for name, value in signed), names, hashlib.sha256(body).hexdigest()
+        canonical = "POST\n{}\n\n{}\n{}\n{}".format(
+            path, "".join(f"{name}:{value}\n" for name, value in signed), names, hashlib.sha256(body).hexdigest()
         )
         to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         key = self._keys.get((creds.secret_key, day))
@@ -117,8 +155,9 @@ class WireClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._transport = transport
-        self._url = httpx.URL((endpoint or endpoint_for(region)) + "/")
+        self._url = httpx.URL((endpoint or endpoint_for(region)).rstrip("/") + "/")
         self._host = self._url.netloc.decode("ascii")
+        self._path = self._url.raw_path.decode("ascii")
         self._signer = Signer(region, credentials)
         self._sleep = sleep
         self.meta = SimpleNamespace(region_name=region)  # what the X-Ray SDK's metadata processor reads
@@ -131,6 +170,8 @@ class WireClient:
         return self.call("UpdateItem", params)
 
     def transact_write_items(self, **params: Any) -> dict[str, Any]:
+        # boto3 fills this idempotency token in: a retry of a transaction that was applied is then applied once.
+        params.setdefault("ClientRequestToken", str(uuid.uuid4()))
         return self.call("TransactWriteItems", params)
 
     def transact_get_items(self, **params: Any) -> dict[str, Any]:
@@ -158,7 +199,7 @@ class WireClient:
         target = f"{API_VERSION}.{operation}"
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
-            headers = self._signer.headers(self._host, target, body)
+            headers = self._signer.headers(self._host, target, body, path=self._path)
             if self.tracing:
                 _inject_trace_header(headers)
             try:
@@ -166,31 +207,53 @@ class WireClient:
                     httpx.Request("POST", self._url, headers=headers, content=body)
                 )
                 content = response.read()
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if last:
-                    raise
+                    raise _connection_error(exc, str(self._url)) from exc
             else:
-                answer = _json(content)
                 metadata = {
                     "RequestId": response.headers.get("x-amzn-requestid", ""),
                     "HTTPStatusCode": response.status_code,
                 }
-                if response.status_code < 400:
+                answer = _json(content)
+                if response.status_code < 300:
+                    if answer is None:
+                        from botocore.parsers import ResponseParserError
+
+                        raise ResponseParserError(f"DynamoDB answered {operation} with a body that is not JSON")
                     answer["ResponseMetadata"] = metadata
                     return answer
-                error = _client_error(operation, answer, metadata)
-                if last or not (response.status_code >= 500 or error.response["Error"]["Code"] in RETRYABLE):
+                error = _client_error(operation, answer or {}, metadata)
+                code = error.response["Error"]["Code"]
+                if last or not (response.status_code in RETRY_STATUSES or code in RETRY_CODES):
                     raise error
-            self._sleep(BASE_DELAY * (2**attempt) * random.random())
+            self._sleep(BASE_DELAY * 2**attempt)
         raise AssertionError("unreachable")
 
 
-def _json(content: bytes) -> dict[str, Any]:
+def _json(content: bytes) -> dict[str, Any] | None:
+    """The answer as an object, or None for anything else (a proxy's HTML error page, a cut-off body)."""
     try:
-        answer = orjson.loads(content) if content else {}
+        answer = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return {}  # a proxy's HTML error page: the status alone says what happened
-    return answer if isinstance(answer, dict) else {}
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _connection_error(exc: httpx.TransportError, endpoint: str) -> BotoCoreError:
+    """botocore's exception for the same failure, so callers that catch ``BotoCoreError`` catch these too."""
+    from botocore import exceptions
+
+    error: type[BotoCoreError]
+    if isinstance(exc, httpx.ConnectTimeout):
+        error = exceptions.ConnectTimeoutError
+    elif isinstance(exc, httpx.ConnectError):
+        error = exceptions.EndpointConnectionError
+    elif isinstance(exc, httpx.TimeoutException):
+        error = exceptions.ReadTimeoutError
+    else:
+        error = exceptions.ConnectionClosedError
+    return error(endpoint_url=endpoint, error=str(exc))
 
 
 def _client_error(operation: str, body: dict[str, Any], metadata: dict[str, Any]) -> ClientError:
@@ -218,15 +281,13 @@ def _inject_trace_header(headers: dict[str, str]) -> None:
         inject_trace_header(headers, subsegment)
 
 
-class _Stale(Exception):
-    """A connection that failed before any answer came: on a kept-alive one, almost always the server having closed
-    it while idle, so the request is sent once more on a fresh connection (as botocore and urllib3 do)."""
-
-
 class PooledTransport(httpx.BaseTransport):
     """Blocking HTTP/1.1 with kept-alive connections (``http.client``), safe across threads: each request takes an
     idle connection or opens one, and gives it back when the answer was read whole. httpcore's sync pool cost twice
-    the CPU for these small exchanges (0.4 against 0.2 ms per ``UpdateItem`` on the dev machine)."""
+    the CPU for these small exchanges (0.4 against 0.2 ms per ``UpdateItem`` on the dev machine).
+
+    Like urllib3 under botocore, an idle connection is checked before reuse (one the server closed reads as ready)
+    and a request is never sent twice here: any failure is the client's to retry, as one of its attempts."""
 
     def __init__(self, connect_timeout: float = 2.0, read_timeout: float = 5.0, max_idle: int = 32) -> None:
         self._idle: list[http.client.HTTPConnection] = []
@@ -239,66 +300,62 @@ class PooledTransport(httpx.BaseTransport):
     def _open(self, url: httpx.URL) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
         if url.scheme == "https":
-            self._ssl = self._ssl or ssl.create_default_context()
+            # The CA bundle botocore would use when one is configured; else the system's.
+            self._ssl = self._ssl or ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
             conn = http.client.HTTPSConnection(url.host, url.port, timeout=self._connect_timeout, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(url.host, url.port, timeout=self._connect_timeout)
-        conn.connect()
-        assert conn.sock is not None
-        conn.sock.settimeout(self._read_timeout)
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        headers = dict(request.headers)
-        body = request.read()
-        if conn is not None:
-            try:
-                return self._exchange(conn, request, headers, body)
-            except _Stale:
-                pass  # closed by the server while idle, before it saw this request: sent again on a fresh one
         try:
-            conn = self._open(request.url)
-        except TimeoutError:
-            raise httpx.ConnectTimeout("connecting to DynamoDB timed out", request=request) from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"{type(exc).__name__} connecting to DynamoDB", request=request) from None
-        try:
-            return self._exchange(conn, request, headers, body)
-        except _Stale:
-            raise httpx.RemoteProtocolError(
-                "DynamoDB closed the connection without answering", request=request
-            ) from None
-
-    def _exchange(
-        self, conn: http.client.HTTPConnection, request: httpx.Request, headers: dict[str, str], body: bytes
-    ) -> httpx.Response:
-        """One request on ``conn``; ``_Stale`` when it failed before any answer came, so it can be sent again."""
-        try:
-            try:
-                conn.request(request.method, request.url.raw_path.decode("ascii"), body, headers)
-                answer = conn.getresponse()
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
-                raise _Stale from None
-            content = answer.read()
-        except _Stale:
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(self._read_timeout)
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _take(self) -> http.client.HTTPConnection | None:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn = self._idle.pop()
+            # Nothing is due on an idle connection: readable means closed by the server (or garbage). Then next.
+            if conn.sock is not None and not select.select([conn.sock], [], [], 0)[0]:
+                return conn
+            conn.close()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        conn = self._take()
+        if conn is None:
+            try:
+                conn = self._open(request.url)
+            except TimeoutError:
+                raise httpx.ConnectTimeout("connecting to DynamoDB timed out", request=request) from None
+            except OSError as exc:
+                raise httpx.ConnectError(f"{type(exc).__name__} connecting to DynamoDB", request=request) from None
+        try:
+            conn.request(request.method, request.url.raw_path.decode("ascii"), request.read(), dict(request.headers))
+            answer = conn.getresponse()
+            content = answer.read()
         except TimeoutError:
             conn.close()
             raise httpx.ReadTimeout("DynamoDB did not answer in time", request=request) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise httpx.ReadError(f"{type(exc).__name__} reading DynamoDB's answer", request=request) from None
+            raise httpx.ReadError(f"{type(exc).__name__} talking to DynamoDB", request=request) from None
+        except BaseException:
+            conn.close()
+            raise
+        response = httpx.Response(answer.status, headers=answer.getheaders(), content=content, request=request)
         if not answer.will_close:
             with self._lock:
                 if len(self._idle) < self._max_idle:
                     self._idle.append(conn)
-                    return httpx.Response(answer.status, headers=answer.getheaders(), content=content, request=request)
+                    return response
         conn.close()
-        return httpx.Response(answer.status, headers=answer.getheaders(), content=content, request=request)
+        return response
 
     def close(self) -> None:
         with self._lock:
@@ -337,10 +394,12 @@ def client() -> WireClient:
                     from botocore.exceptions import NoRegionError
 
                     raise NoRegionError  # as boto3 would: a guessed region would only fail later, less clearly
+                fips = bool(session.get_config_variable("use_fips_endpoint"))
                 built = WireClient(
                     _transport.get("default") or PooledTransport(),
                     region=region,
                     credentials=credentials.get_frozen_credentials if credentials else (lambda: None),
+                    endpoint=configured_endpoint(session) or endpoint_for(region, fips=fips),
                 )
                 from .observability import tracing_enabled
 

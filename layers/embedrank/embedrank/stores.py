@@ -142,8 +142,8 @@ def dynamodb_client() -> DynamoDBClient:
                 import boto3
                 from botocore.config import Config
 
-                # Legacy mode uses DynamoDB's own 50 ms base backoff (50, 100 ms); "standard" mode waits up to
-                # 1-2 s per retry on throttling, which would stall the hot path (admission, usage write).
+                # Legacy mode uses DynamoDB's own 50 ms base backoff (3 retries: 50, 100, 200 ms; dynamodb.py does
+                # the same); "standard" mode waits up to 1-2 s per retry on throttling, which would stall a request.
                 # No client-side parameter validation: every request is built here from typed values, DynamoDB
                 # validates it anyway, and botocore's check costs 0.1-0.5 ms per call on the hot path.
                 # A fixed User-Agent: botocore otherwise rebuilds and sanitizes its default one character by
