@@ -183,11 +183,16 @@ def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
     assert resources["ApiDomainMapping"]["Properties"]["ApiId"] == {"Ref": "HttpApi"}
 
 
-def test_the_bench_imports_handlers_with_the_templates_runtime_settings() -> None:
+def test_the_bench_and_make_serve_run_with_the_templates_runtime_settings() -> None:
+    """The settings that change how the runtime behaves (import, allocator) are the template's wherever measured."""
     from bench.coldstart import LAMBDA_ENV
 
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["PYDANTIC_DISABLE_PLUGINS"] == LAMBDA_ENV["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+    makefile = (ROOT / "Makefile").read_text()
+    [line] = [ln for ln in makefile.splitlines() if ln.startswith("MALLOC_ENV")]
+    malloc = dict(part.split("=", 1) for part in line.split(":=", 1)[1].split())
+    assert malloc == {k: v for k, v in variables.items() if k.startswith("MALLOC_")} and len(malloc) == 2
 
 
 def test_the_layer_build_fetches_arm64_wheels_then_compiles_them_with_the_package(tmp_path: Path) -> None:
