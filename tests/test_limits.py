@@ -291,13 +291,17 @@ def test_usage_write_retries_a_transaction_conflict_then_gives_up(settings: Sett
                 raise ClientError(conflict, "TransactWriteItems")  # type: ignore[arg-type]
             return {}
 
+    waits: list[float] = []
+
     def meter(client: Flaky) -> Meter:
-        return Meter(Stores(settings, client), 90, sleep=lambda _: None)  # type: ignore[arg-type]
+        return Meter(Stores(settings, client), 90, sleep=waits.append)  # type: ignore[arg-type]
 
     record = usage("key_x", datetime(2025, 1, 2, tzinfo=UTC), tokens=3)
     flaky = Flaky(2)
     assert meter(flaky).write(record) is True
     assert flaky.calls == 3
+    # The other transaction is done in milliseconds: short waits (5-20 ms × n), not the throttling backoff (≤ 100 ms ×).
+    assert len(waits) == 2 and 0.005 <= waits[0] <= 0.02 and 0.01 <= waits[1] <= 0.04
     hopeless = Flaky(99)
     with pytest.raises(ClientError):
         meter(hopeless).write(record)

@@ -144,8 +144,9 @@ def dynamodb_client() -> DynamoDBClient:
 
                 # Legacy mode uses DynamoDB's own 50 ms base backoff (3 retries: 50, 100, 200 ms; dynamodb.py does
                 # the same); "standard" mode waits up to 1-2 s per retry on throttling, which would stall a request.
+                # This client serves /v1/usage's reads (the one request still on boto3) and the admin tools.
                 # No client-side parameter validation: every request is built here from typed values, DynamoDB
-                # validates it anyway, and botocore's check costs 0.1-0.5 ms per call on the hot path.
+                # validates it anyway, and botocore's check cost 0.1-0.5 ms per call.
                 # A fixed User-Agent: botocore otherwise rebuilds and sanitizes its default one character by
                 # character on every call (~0.15 ms of a ~1 ms call on the dev machine).
                 config = Config(
@@ -188,7 +189,8 @@ def error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def _conflicted(exc: Exception) -> bool:
+def conflicted(exc: Exception) -> bool:
+    """A collision with another transaction on the same item: worth a quick retry (see ``conflict_wait``)."""
     code = error_code(exc)
     if code == "TransactionConflictException":
         return True
@@ -196,14 +198,19 @@ def _conflicted(exc: Exception) -> bool:
     return code == "TransactionCanceledException" and any(r.get("Code") == "TransactionConflict" for r in reasons)
 
 
+def conflict_wait(attempt: int) -> float:
+    """The pause before retry ``attempt`` (1, 2, ...) after a conflict: the other transaction ends in milliseconds."""
+    return random.uniform(0.005, 0.02) * attempt
+
+
 def _retrying[T](call: Callable[[], T]) -> T:
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             return call()
         except Exception as exc:
-            if attempt == CONFLICT_ATTEMPTS - 1 or not _conflicted(exc):
+            if attempt == CONFLICT_ATTEMPTS - 1 or not conflicted(exc):
                 raise
-            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+            time.sleep(conflict_wait(attempt + 1))
     raise AssertionError("unreachable")
 
 
