@@ -44,8 +44,6 @@ from .stores import Stores, UsageRecord
 from .usage import MAX_LOGGED_MODEL, Meter, daily_report, report_range
 
 JSON = "application/json"
-# Endpoints about the account itself: rate limited like every request, but not held to the budget (a key over its
-# budget can still see its usage) and without a cost header.
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

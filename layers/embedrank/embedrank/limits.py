@@ -36,7 +36,7 @@ from .stores import MeterResult, MeterUpdate, Stores
 class Window:
     limit: str  # the plan's limit name, also the error code's stem
     prefix: str  # counter attribute prefix in the meter item
-    fmt: str  # ``str.format`` of the window inside the day (a third of strftime's cost; 14 calls a request)
+    fmt: str  # ``str.format`` of the window inside the day (a third of strftime's cost; 7 calls a request)
     step: timedelta
 
     def counter(self, now: datetime) -> str:

@@ -203,7 +203,8 @@ class Gateway:
         )
 
     async def _checked(self, work: Awaitable[EmbedResult], call: EmbedCall, width: int) -> EmbedResult:
-        """A provider answer with the wrong count or width is the provider's fault, never a silently wrong answer."""
+        """A provider answer with the wrong count or width is the provider's fault, never a silently wrong answer.
+        (A float answer kept as JSON text has its width counted on its first vector only: ``vectors._json_widths``.)"""
         result = await work
         provider = call.deployment.provider
         if len(result.vectors) != call.count:

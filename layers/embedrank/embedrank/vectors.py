@@ -52,7 +52,8 @@ def split_float_arrays(raw: bytes, key: bytes = b'"embedding"') -> tuple[Any, li
 
     The parsed skeleton holds ``0`` where each array was; the arrays come back in document order. This lets a float
     answer pass through as the provider's own text (``orjson.Fragment``) instead of 24,576 Python floats parsed and
-    re-printed per 16x1536 request. ``Vectors.widths`` checks each array holds only numbers (one pass per array).
+    re-printed per 16x1536 request. ``Vectors.widths`` checks each array holds only numbers (a few memchr probes
+    per array).
     """
     spans: list[bytes] = []
     parts: list[bytes] = []

@@ -9,6 +9,7 @@ provider's body, call ``self.post``, read the answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -298,19 +299,15 @@ _HEADERS = {
     "User-Agent": "embedrank",
 }
 _POOL: dict[str, tuple[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport]] = {}  # "shared": (its loop, it)
-_URLS: dict[str, httpx.URL] = {}
 
 
+# Bounded: URLs built from input (a region, a model name) must not grow this without bound.
+@functools.lru_cache(maxsize=256)
 def _url(url: str) -> httpx.URL:
     """The parsed URL, kept: a gateway calls the same few endpoints, and parsing one costs ~40 µs."""
-    parsed = _URLS.get(url)
-    if parsed is None:
-        import httpx
+    import httpx
 
-        if len(_URLS) >= 256:  # URLs built from input (a region, a model name) must not grow this without bound
-            _URLS.clear()
-        parsed = _URLS[url] = httpx.URL(url)
-    return parsed
+    return httpx.URL(url)
 
 
 def _shared_transport() -> httpx.AsyncBaseTransport:
