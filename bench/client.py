@@ -96,9 +96,6 @@ class Run:
     def throughput(self) -> float:
         return len(self.latencies) / self.wall if self.wall > 0 else 0.0
 
-    def pct(self, q: float) -> float:
-        return percentile(self.latencies, q)
-
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of ``values``."""

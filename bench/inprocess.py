@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from .client import FAKE_KEY, ROOT, Connection, added, free_port, ms, percentile, summary, wait_for_port
+from .client import FAKE_KEY, ROOT, Connection, added, free_port, ms, percentile, stop, summary, wait_for_port
 from .scenarios import DEV_KEY, Scenario, all_latency, fanout
 
 HANDLERS = {
@@ -177,11 +177,11 @@ def provider_secret(fake_port: int, cohere_prefix: str = "") -> dict[str, dict[s
 
 @contextmanager
 def local_aws(fake_port: int) -> Iterator[None]:
-    """The local AWS (moto with item-level rollback, as `make serve` runs it) in a child process on loopback: tables,
-    plans, the bench key and the provider secret.
+    """moto (with the tests' item-level rollback, ``localaws.py``) in a child process on loopback: tables, plans, the
+    bench key and the provider secret. moto, as the issue asks for the call counts; ``make serve`` runs devaws.
 
     Not in-process: moto's Python allocates heavily on every call, and the garbage collector then runs inside the
-    gateway's own (measured) code. Out of process, the time in boto3 calls (subtracted) holds all of moto's work.
+    gateway's own (measured) code. Out of process, the time in AWS calls (subtracted) holds all of moto's work.
     """
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
         os.environ.pop(var, None)
@@ -218,8 +218,7 @@ def local_aws(fake_port: int) -> Iterator[None]:
         put_provider_secret(boto3.client("secretsmanager"), config.provider_secret, provider_secret(fake_port))
         yield
     finally:
-        server.kill()
-        server.wait()
+        stop(server)
 
 
 def set_cohere_prefix(fake_port: int, prefix: str) -> None:
@@ -402,14 +401,14 @@ class Bench:
                     raise RuntimeError(f"fan-out direct call answered {status}")
             sequential.append(time.perf_counter() - t0)
         set_cohere_prefix(self.fake_port, "")
-        gateway_s, sequential_s = sorted(walls)[len(walls) // 2], sorted(sequential)[len(sequential) // 2]
+        gateway_s, sequential_s = percentile(walls, 50), percentile(sequential, 50)
         return {
             "inputs": count,
             "per_call": per_call,
             "upstream_calls": len(chunks),
             "delay_ms": delay_ms,
             "runs": runs,
-            "gateway_ms": ms(gateway_s),  # excluding time inside boto3 calls (moto), like the latency figures
+            "gateway_ms": ms(gateway_s),  # excluding time inside AWS calls (moto), like the latency figures
             "sequential_ms": ms(sequential_s),
             "speedup": round(sequential_s / gateway_s, 2),
         }

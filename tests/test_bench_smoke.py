@@ -64,23 +64,24 @@ def test_percentile_and_report_lines() -> None:
     assert "| figure | measured | budget | result |" in report.table(result)
 
 
-def test_the_in_process_bench_runs_end_to_end_on_tiny_sizes(tmp_path: Path) -> None:
-    """The Lambda handlers behind moto, then with AWS answered instantly, and the fan-out: shapes only, no timing."""
-    import subprocess
+def test_the_in_process_bench_runs_end_to_end_on_tiny_sizes() -> None:
+    """The Lambda handlers behind moto, then with AWS answered instantly, and the fan-out, run as ``make bench`` runs
+    them (metrics on), then reported: shapes and verdict lines only, no timing."""
+    from bench.main import Sizes, run_inprocess
 
-    from bench.client import python_env
-
-    out = tmp_path / "inprocess.json"
-    tiny = ["--requests", "3", "--warmup", "1", "--fanout-runs", "1", "--fanout-inputs", "100"]
+    sizes = Sizes.smoke()
     with fake_upstream() as port:
-        cmd = [sys.executable, "-m", "bench.inprocess", "--fake-port", str(port), "--out", str(out), *tiny]
-        subprocess.run(cmd, env=python_env(), cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=240)
-    result = orjson.loads(out.read_bytes())
+        result = run_inprocess(port, sizes)
     rows = {row["scenario"]: row for row in result["latency"]}
     assert set(rows) == {s.name for s in scenarios.all_latency()}
     for row in rows.values():
-        assert row["errors"] == 0 and row["requests"] == 3
+        assert row["errors"] == 0 and row["requests"] == sizes.inprocess
         assert row["aws_calls_per_request"] == 2  # admission and the usage write, the auth reads cached
         assert set(row["added_excl_aws"]) == {"p50_ms", "p99_ms"}
         assert set(row["moto_in_the_loop"]["direct_request_idle_penalty"]) >= {"after_idle_p50_ms"}
-    assert result["fanout"]["inputs"] == 100 and result["fanout"]["upstream_calls"] == 2
+    assert result["fanout"]["inputs"] == sizes.fanout_inputs and result["fanout"]["upstream_calls"] == 3
+    lines = report.lines({"machine": report.machine(), "seconds": 1.0, "inprocess": result})
+    figures = " ".join(ln.figure for ln in lines)
+    # p50, p99 and the moto line per scenario, its AWS calls, and the fan-out; every budgeted line has a verdict.
+    assert len(lines) == 4 * len(rows) + 1 and "fan-out" in figures
+    assert all(ln.verdict in ("PASS", "FAIL") for ln in lines if ln.ok is not None)
