@@ -6,16 +6,17 @@ shapes), so unmodified boto3 clients work against it through ``endpoint_url`` or
 serializes every operation, which gives DynamoDB's item-level atomicity (a conditional update is atomic, a
 transaction all-or-nothing). An item is a dict lookup away; a partition keeps its sort keys in a sorted list.
 
+Only the operations the project makes (the gateway, the CLI, ``provision``, and boto3's waiters and paginators):
 DynamoDB: CreateTable (hash / range keys, global secondary indexes with ALL / KEYS_ONLY / INCLUDE projections),
-DescribeTable, ListTables, DeleteTable, UpdateTimeToLive / DescribeTimeToLive (recorded; nothing expires), GetItem,
-PutItem, UpdateItem, DeleteItem, Query, Scan, TransactWriteItems, TransactGetItems, BatchGetItem, BatchWriteItem,
-with AWS's validation and error shapes; the expression language is in ``devaws_expressions``. Query and Scan page at
-``Limit`` and at 1 MB, as DynamoDB does. Secrets Manager: CreateSecret, PutSecretValue, GetSecretValue,
-DescribeSecret, DeleteSecret, ListSecrets.
+DescribeTable, ListTables (one page), UpdateTimeToLive / DescribeTimeToLive (recorded; nothing expires), GetItem,
+PutItem, UpdateItem, Query, Scan, TransactWriteItems, TransactGetItems, with AWS's validation and error shapes; the
+expression language is in ``devaws_expressions``. Query and Scan page at ``Limit`` and at 1 MB, as DynamoDB does.
+Secrets Manager: CreateSecret, PutSecretValue, GetSecretValue.
 
-Not covered: local secondary indexes, streams, PartiQL, parallel scans, the legacy parameters (``Expected``,
+Not covered: any other operation (an ``UnknownOperationException``, as AWS answers one it does not know), ListTables
+paging, local secondary indexes, streams, PartiQL, parallel scans, the legacy parameters (``Expected``,
 ``AttributeUpdates``, ``KeyConditions``, ...), capacity accounting, throttling, TTL expiry, persistence, SigV4
-checks, secret rotation and resource policies; any other operation is an ``UnknownOperationException``.
+checks, secret deletion, rotation and resource policies.
 
 Standalone: ``python -m embedrank.devaws --host 127.0.0.1 --port 4566`` (prints its endpoint when it is ready).
 """
@@ -35,7 +36,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
@@ -91,6 +92,13 @@ class AwsError(Exception):
 def require(ok: bool, message: str) -> None:
     if not ok:
         raise Invalid(message)
+
+
+def present[T](value: T | None, message: str) -> T:
+    """``value``, or a ValidationException with ``message`` when it is None."""
+    if value is None:
+        raise Invalid(message)
+    return value
 
 
 # -- tables -------------------------------------------------------------------------------------------------------
@@ -225,9 +233,8 @@ class Table:
         self.indexes: dict[str, Index] = {}
         self.partitions: dict[Any, Partition] = {}
         self._hashes: list[Any] | None = None  # sorted partition keys, rebuilt when partitions come or go
-        self.count = 0
 
-    def describe(self, status: str = "ACTIVE") -> Body:
+    def describe(self) -> Body:
         throughput = {"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
         throughput |= self.throughput
         indexes = [
@@ -240,11 +247,11 @@ class Table:
             "AttributeDefinitions": self.definitions,
             "TableName": self.name,
             "KeySchema": self.schema.describe(),
-            "TableStatus": status,
+            "TableStatus": "ACTIVE",
             "CreationDateTime": self.created,
             "ProvisionedThroughput": throughput,
             "TableSizeBytes": sum(item_size(i) for p in self.partitions.values() for i in p.items.values()),
-            "ItemCount": self.count,
+            "ItemCount": sum(len(p.items) for p in self.partitions.values()),
             "TableArn": self.arn,
             "TableId": self.table_id,
             "BillingModeSummary": {"BillingMode": self.billing},
@@ -257,10 +264,7 @@ class Table:
         """The table key of a request's ``Key`` (exactly the key attributes, of the right types), and the ``Key``."""
         require(isinstance(key, dict) and set(key) == set(self.schema.names), bad)
         key = validate_item(key)
-        found = self.schema.of(key)
-        require(found is not None, bad)
-        assert found is not None
-        return found, key
+        return present(self.schema.of(key), bad), key
 
     def item_key(self, item: Item) -> tuple[TableKey, Item]:
         """The table key of a whole item being written, with DynamoDB's messages for what is wrong with it."""
@@ -306,10 +310,9 @@ class Table:
         return part.items.get(key[1]) if part is not None else None
 
     def store(self, key: TableKey, item: Item | None) -> None:
-        """Put (or, with None, delete) one item, keeping the count and the indexes in step."""
+        """Put (or, with None, delete) one item, keeping the indexes in step."""
         old = self.get(key)
         if old is not None:
-            self.count -= 1
             for ix in self.indexes.values():
                 ik = ix.schema.of(old)
                 if ik is not None:
@@ -329,7 +332,6 @@ class Table:
             part = self.partitions[key[0]] = Partition()
             self._hashes = None
         part.put(key[1], item)
-        self.count += 1
         for ix in self.indexes.values():
             ik = ix.schema.of(item)
             if ik is not None:
@@ -364,9 +366,9 @@ class Table:
 # -- one request's pieces -----------------------------------------------------------------------------------------
 
 _PARSERS: dict[str, Callable[[str], Parsed]] = {
-    "ConditionExpression": lambda t: parse_condition(t, "ConditionExpression"),
-    "FilterExpression": lambda t: parse_condition(t, "FilterExpression"),
-    "KeyConditionExpression": lambda t: parse_condition(t, "KeyConditionExpression"),
+    "ConditionExpression": partial(parse_condition, kind="ConditionExpression"),
+    "FilterExpression": partial(parse_condition, kind="FilterExpression"),
+    "KeyConditionExpression": partial(parse_condition, kind="KeyConditionExpression"),
     "UpdateExpression": parse_update,
     "ProjectionExpression": parse_projection,
 }
@@ -436,7 +438,7 @@ class ConditionFailed(Exception):
 
 @dataclass
 class Write:
-    """One prepared write (PutItem, UpdateItem, DeleteItem, or a transaction's action), checked but not yet run."""
+    """One prepared write (PutItem, UpdateItem, or a transaction's action), checked but not yet run."""
 
     table: Table
     key: TableKey
@@ -523,9 +525,7 @@ def _key_bounds(condition: Condition, schema: KeySchema, ctx: Ctx) -> tuple[AV, 
         else:
             end = _prefix_end(keys[0])
             bounds = Bounds((keys[0], True), None if end is None else (end, False))
-    require(hash_value is not None, f"Query condition missed key schema element: {schema.hash}")
-    assert hash_value is not None
-    return hash_value, bounds
+    return present(hash_value, f"Query condition missed key schema element: {schema.hash}"), bounds
 
 
 def _unique(keys: list[Any], message: str) -> None:
@@ -544,19 +544,15 @@ class DynamoDB:
             "CreateTable": self.create_table,
             "DescribeTable": lambda b, r: {"Table": self.table(b, describing=True).describe()},
             "ListTables": self.list_tables,
-            "DeleteTable": self.delete_table,
             "UpdateTimeToLive": self.update_time_to_live,
             "DescribeTimeToLive": lambda b, r: {"TimeToLiveDescription": self.table(b, describing=True).ttl},
             "GetItem": self.get_item,
             "PutItem": lambda b, r: self.write_item(b, "Put"),
             "UpdateItem": lambda b, r: self.write_item(b, "Update"),
-            "DeleteItem": lambda b, r: self.write_item(b, "Delete"),
             "Query": self.query,
             "Scan": self.scan,
             "TransactWriteItems": self.transact_write_items,
             "TransactGetItems": self.transact_get_items,
-            "BatchGetItem": self.batch_get_item,
-            "BatchWriteItem": self.batch_write_item,
         }
 
     def table(self, body: Body, describing: bool = False) -> Table:
@@ -616,18 +612,8 @@ class DynamoDB:
         return {"TableDescription": table.describe()}
 
     def list_tables(self, body: Body, region: str) -> Body:
-        names = sorted(self.tables)
-        after, limit = body.get("ExclusiveStartTableName"), body.get("Limit", 100)
-        if after is not None:
-            names = names[bisect.bisect_right(names, after) :]
-        out: Body = {"TableNames": names[:limit]}
-        if len(names) > limit:
-            out["LastEvaluatedTableName"] = names[limit - 1]
-        return out
-
-    def delete_table(self, body: Body, region: str) -> Body:
-        table = self.tables.pop(self.table(body, describing=True).name)
-        return {"TableDescription": table.describe("DELETING")}
+        require(body.keys().isdisjoint(("Limit", "ExclusiveStartTableName")), "devaws does not page ListTables")
+        return {"TableNames": sorted(self.tables)}
 
     def update_time_to_live(self, body: Body, region: str) -> Body:
         table = self.table(body, describing=True)
@@ -733,9 +719,7 @@ class DynamoDB:
         name = body.get("IndexName")
         if name is None:
             return None
-        index = table.indexes.get(name)
-        require(index is not None, f"The table does not have the specified index: {name}")
-        assert index is not None
+        index = present(table.indexes.get(name), f"The table does not have the specified index: {name}")
         require(not body.get("ConsistentRead"), "Consistent reads are not supported on global secondary indexes")
         require(
             body.get("Select") != "ALL_ATTRIBUTES" or index.projection.get("ProjectionType") == "ALL",
@@ -755,9 +739,7 @@ class DynamoDB:
         tk = table.key({k: start[k] for k in table.schema.names}, bad)[0]
         if index is None:
             return tk
-        position = index.schema.of(validate_item(start))
-        require(position is not None, bad)
-        assert position is not None
+        position = present(index.schema.of(validate_item(start)), bad)
         return position[0], position[1], tk
 
     def _page(
@@ -773,7 +755,7 @@ class DynamoDB:
         """One Query or Scan page: stop at ``Limit`` items read or at 1 MB, then filter, project and count."""
         limit, select = body.get("Limit"), body.get("Select", "ALL_ATTRIBUTES")
         require(
-            limit is None or (isinstance(limit, int) and limit >= 1),
+            limit is None or (type(limit) is int and limit >= 1),
             f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must "
             "have value greater than or equal to 1",
         )
@@ -800,7 +782,7 @@ class DynamoDB:
             out["Items"] = [projected(item, parsed, ctx) for item in items]
         return {**out, "Count": len(items), "ScannedCount": scanned}
 
-    # -- transactions and batches --
+    # -- transactions --
     def transact_write_items(self, body: Body, region: str) -> Body:
         actions = body.get("TransactItems")
         require(
@@ -859,39 +841,6 @@ class DynamoDB:
         found = [(table.get(key), parsed, ctx) for table, key, parsed, ctx in reads]
         return {"Responses": [{"Item": projected(item, p, c)} if item is not None else {} for item, p, c in found]}
 
-    def batch_get_item(self, body: Body, region: str) -> Body:
-        requests = body.get("RequestItems") or {}
-        wanted = sum(len(s.get("Keys") or []) for s in requests.values())
-        require(wanted <= 100, "Too many items requested for the BatchGetItem call")
-        responses: dict[str, list[Item]] = {}
-        for name, spec in requests.items():
-            table = self.table({"TableName": name})
-            ctx, parsed = expressions(spec, ("ProjectionExpression",))
-            keys = [table.key(k)[0] for k in spec.get("Keys") or []]
-            _unique(keys, "Provided list of item keys contains duplicates")
-            found = [table.get(k) for k in keys]
-            responses[name] = [projected(item, parsed, ctx) for item in found if item is not None]
-        return {"Responses": responses, "UnprocessedKeys": {}}
-
-    def batch_write_item(self, body: Body, region: str) -> Body:
-        requests = body.get("RequestItems") or {}
-        require(sum(len(r) for r in requests.values()) <= 25, "Too many items requested for the BatchWriteItem call")
-        writes: list[tuple[Table, TableKey, Item | None]] = []
-        for name, entries in requests.items():
-            table = self.table({"TableName": name})
-            for entry in entries:
-                if "PutRequest" in entry:
-                    put = self.prepare("Put", {"TableName": name, "Item": entry["PutRequest"].get("Item")})
-                    assert put.item is not None
-                    table.check_written(put.item)
-                    writes.append((table, put.key, put.item))
-                else:
-                    writes.append((table, table.key(entry["DeleteRequest"].get("Key"))[0], None))
-        _unique([(t.name, k) for t, k, _ in writes], "Provided list of item keys contains duplicates")
-        for table, key, item in writes:
-            table.store(key, item)
-        return {"UnprocessedItems": {}}
-
 
 # -- Secrets Manager ----------------------------------------------------------------------------------------------
 
@@ -900,12 +849,8 @@ class DynamoDB:
 class Secret:
     name: str
     arn: str
-    description: str | None
-    created: float
-    changed: float
     versions: dict[str, Body] = field(default_factory=dict)  # id -> SecretString or SecretBinary, CreatedDate
     stages: dict[str, str] = field(default_factory=dict)  # stage -> version id
-    deleted: float | None = None
 
     def stages_of(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {vid: [] for vid in self.versions}
@@ -922,17 +867,7 @@ class Secret:
         if "AWSCURRENT" in self.stages:
             self.stages["AWSPREVIOUS"] = self.stages["AWSCURRENT"]
         self.stages["AWSCURRENT"] = vid
-        self.changed = time.time()
         return vid
-
-    def describe(self) -> Body:
-        out: Body = {"ARN": self.arn, "Name": self.name, "LastChangedDate": self.changed, "CreatedDate": self.created}
-        out["VersionIdsToStages"] = {vid: stages for vid, stages in self.stages_of().items() if stages}
-        if self.description is not None:
-            out["Description"] = self.description
-        if self.deleted is not None:
-            out["DeletedDate"] = self.deleted
-        return out
 
 
 class SecretsManager:
@@ -942,21 +877,13 @@ class SecretsManager:
             "CreateSecret": self.create_secret,
             "PutSecretValue": self.put_secret_value,
             "GetSecretValue": self.get_secret_value,
-            "DescribeSecret": lambda b, r: self.find(b, live=False).describe(),
-            "DeleteSecret": self.delete_secret,
-            "ListSecrets": self.list_secrets,
         }
 
-    def find(self, body: Body, live: bool = True) -> Secret:
-        """A secret by name or ARN; ``live``: not one scheduled for deletion."""
+    def find(self, body: Body) -> Secret:
+        """A secret by name or ARN."""
         wanted = body.get("SecretId")
         for secret in self.secrets.values():
             if wanted in (secret.name, secret.arn):
-                if live and secret.deleted is not None:
-                    raise AwsError(
-                        "InvalidRequestException",
-                        "You can't perform this operation on the secret because it was marked for deletion.",
-                    )
                 return secret
         raise AwsError("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
 
@@ -964,16 +891,9 @@ class SecretsManager:
         name = body.get("Name")
         if not isinstance(name, str) or not name:
             raise AwsError("InvalidParameterException", "You must provide a Name for the secret.")
-        existing = self.secrets.get(name)
-        if existing is not None and existing.deleted is not None:
-            raise AwsError(
-                "InvalidRequestException",
-                "You can't create this secret because a secret with this name is already scheduled for deletion.",
-            )
-        if existing is not None:
+        if name in self.secrets:
             raise AwsError("ResourceExistsException", f"The operation failed because the secret {name} already exists.")
-        arn = f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}-{uuid.uuid4().hex[:6]}"
-        secret = Secret(name, arn, body.get("Description"), time.time(), time.time())
+        secret = Secret(name, f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{name}-{uuid.uuid4().hex[:6]}")
         out: Body = {"ARN": secret.arn, "Name": name}
         if "SecretString" in body or "SecretBinary" in body:
             out["VersionId"] = secret.add_version(body)
@@ -998,27 +918,6 @@ class SecretsManager:
             raise AwsError("ResourceNotFoundException", f"{missing} VersionId: {vid}")
         stages = secret.stages_of()[vid]
         return {"ARN": secret.arn, "Name": secret.name, "VersionId": vid, **version, "VersionStages": stages}
-
-    def delete_secret(self, body: Body, region: str) -> Body:
-        secret = self.find(body, live=False)
-        force, window = body.get("ForceDeleteWithoutRecovery", False), body.get("RecoveryWindowInDays")
-        if force and window is not None:
-            raise AwsError(
-                "InvalidParameterException",
-                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
-            )
-        if force:
-            del self.secrets[secret.name]
-            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": time.time()}
-        secret.deleted = secret.deleted or time.time()
-        return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": secret.deleted + 86400 * (window or 30)}
-
-    def list_secrets(self, body: Body, region: str) -> Body:
-        planned = body.get("IncludePlannedDeletion", False)
-        listed = [s.describe() for s in sorted(self.secrets.values(), key=lambda s: s.name) if planned or not s.deleted]
-        for entry in listed:
-            entry["SecretVersionsToStages"] = entry.pop("VersionIdsToStages")
-        return {"SecretList": listed}
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------------------

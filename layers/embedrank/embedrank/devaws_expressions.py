@@ -1,5 +1,6 @@
 """DynamoDB's data model and expression language for ``devaws``: attribute values, numbers, and the condition /
-filter / key condition / update / projection expressions, parsed once (cached by text) and evaluated against items.
+filter / key condition / update / projection expressions, parsed (``devaws`` caches a request's parses by text) and
+evaluated against items.
 
 Values stay in DynamoDB's JSON wire form (``{"S": "x"}``, ``{"N": "1.5"}``, ...) and are never mutated once
 stored: an update builds new containers along the paths it touches (copy-on-write), so an item read under the
@@ -1000,7 +1001,6 @@ class _Parser:
         return self.value() if self.peek().kind == "value" else self.path()
 
 
-@lru_cache(maxsize=1024)
 def parse_condition(text: str, kind: str = "ConditionExpression") -> Condition:
     """A condition, filter or key condition expression (``kind`` names it in error messages)."""
     parsed = Condition(kind)
@@ -1010,7 +1010,6 @@ def parse_condition(text: str, kind: str = "ConditionExpression") -> Condition:
     return parsed
 
 
-@lru_cache(maxsize=1024)
 def parse_update(text: str) -> Update:
     parsed = Update("UpdateExpression")
     parser = _Parser(text, parsed)
@@ -1018,7 +1017,6 @@ def parse_update(text: str) -> Update:
     return parsed
 
 
-@lru_cache(maxsize=1024)
 def parse_projection(text: str) -> Projection:
     parsed = Projection("ProjectionExpression")
     parser = _Parser(text, parsed)
