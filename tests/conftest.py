@@ -110,6 +110,15 @@ def aws(settings: Settings) -> Iterator[None]:
         parameters.clear_caches()
 
 
+@pytest.fixture(scope="module")
+def devaws() -> Iterator[Any]:
+    """devaws on a free loopback port, for the tests that talk to it over real HTTP."""
+    from embedrank.devaws import DevAws
+
+    with DevAws(port=0) as aws:
+        yield aws
+
+
 @pytest.fixture
 def upstream() -> FakeUpstream:
     return FakeUpstream()

@@ -18,7 +18,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -574,12 +574,6 @@ def compare(moto: dict[str, Any], ours: dict[str, Any]) -> list[str]:
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def devaws() -> Iterator[DevAws]:
-    with DevAws(port=0) as aws:
-        yield aws
 
 
 def clients(endpoint: str | None) -> tuple[Any, Any]:

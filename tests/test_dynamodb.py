@@ -116,12 +116,6 @@ def test_an_endpoint_with_a_path_is_sent_to_and_signed_for_that_path() -> None:
 # -- the same calls through boto3 and through the client, on devaws (real HTTP) ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def devaws() -> Iterator[DevAws]:
-    with DevAws(port=0) as aws:
-        yield aws
-
-
 def fresh_table(aws: DevAws) -> Any:
     aws.dynamodb.tables.clear()
     config = Config(retries={"mode": "legacy", "max_attempts": 1})
