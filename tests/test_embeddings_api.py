@@ -81,6 +81,12 @@ def test_token_arrays_reach_openai_only(client: Any, upstream: FakeUpstream) -> 
     r = post(client, {"model": "selfhosted/Qwen/Qwen3-Embedding-8B", "input": [[1, 2, 3]]})
     assert r.status_code == 400 and "selfhosted" in r.json()["error"]["message"]
     assert len(upstream.requests) == 1  # only the OpenAI call went out
+    # A token id past 32 bits is the caller's mistake (found by schemathesis: it became a 502 when the provider
+    # request could not be serialized).
+    for body in ([2**31], [[1], [2**64]]):
+        r = post(client, {"model": "openai/text-embedding-3-small", "input": body})
+        assert r.status_code == 400 and "from 0 to 2147483647" in r.json()["error"]["message"], r.text
+    assert len(upstream.requests) == 1
 
 
 def test_bearer_header_and_api_prefix(client: Any, upstream: FakeUpstream) -> None:

@@ -29,7 +29,9 @@ NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 InputType = Literal["query", "document"]
 # The constraints below repeat what the before-validators check (which run first and give the clearer message), so the
 # OpenAPI document states the limits; a value that passes the validator always satisfies them.
-Token = Annotated[int, Field(ge=0)]
+# A token id is an index into a tokenizer's vocabulary (OpenAI's: ~200k); past 32 bits it cannot even be sent on.
+MAX_TOKEN = 2**31 - 1
+Token = Annotated[int, Field(ge=0, le=MAX_TOKEN)]
 TokenArray = Annotated[list[Token], Field(min_length=1, max_length=MAX_INPUTS)]
 Inputs = (
     NonEmptyStr
@@ -41,6 +43,10 @@ Inputs = (
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _token(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN
 
 
 class EmbeddingRequest(_Strict):
@@ -91,16 +97,12 @@ class EmbeddingRequest(_Strict):
                 if not isinstance(item, str) or not item:
                     raise ValueError(f"input[{i}] must be a non-empty string")
         elif isinstance(first, int) and not isinstance(first, bool):
-            if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value):
-                raise ValueError("a token array must hold only non-negative integers")
+            if not all(_token(t) for t in value):
+                raise ValueError(f"a token array must hold only integers from 0 to {MAX_TOKEN}")
         elif isinstance(first, list):
             for i, tokens in enumerate(value):
-                if (
-                    not isinstance(tokens, list)
-                    or not tokens
-                    or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens)
-                ):
-                    raise ValueError(f"input[{i}] must be a non-empty array of non-negative integer tokens")
+                if not isinstance(tokens, list) or not tokens or not all(_token(t) for t in tokens):
+                    raise ValueError(f"input[{i}] must be a non-empty array of integer tokens from 0 to {MAX_TOKEN}")
         else:
             raise ValueError("input must be a string, an array of strings, or token arrays")
         return value
