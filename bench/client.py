@@ -198,7 +198,7 @@ def python_env(**extra: str) -> dict[str, str]:
     """The environment for child interpreters: the repo's packages importable, no stray AWS endpoints. (``make
     bench`` sets the Lambda functions' malloc settings for the whole run, as ``make serve`` does.)"""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    paths = [str(ROOT), str(ROOT / "layers" / "embedrank")]
+    paths = [str(ROOT), str(ROOT / "layers" / "embedrank"), str(ROOT / "tools")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env

@@ -1,4 +1,4 @@
-"""Mode (a): ``make serve``'s server (``python -m embedrank.local``: uvicorn plus its local AWS, devaws) in a
+"""Mode (a): ``make serve``'s server (``python -m embedrank_tools.local``: uvicorn plus its local AWS, devaws) in a
 child process, driven over loopback by the bench client; the same client calls the fake upstream directly."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .scenarios import DEV_KEY, Scenario
 
 @contextmanager
 def local_server(fake_port: int) -> Iterator[int]:
-    """Start ``python -m embedrank.local`` against the fake upstreams; yield its port."""
+    """Start ``python -m embedrank_tools.local`` against the fake upstreams; yield its port."""
     port, aws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{fake_port}"
     env = python_env(
@@ -32,7 +32,7 @@ def local_server(fake_port: int) -> Iterator[int]:
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "embedrank.local"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            [sys.executable, "-m", "embedrank_tools.local"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
         )
         try:
             try:

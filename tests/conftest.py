@@ -23,16 +23,13 @@ for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_
 
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from motowire import MotoTransport  # noqa: E402
 
-from embedrank import dynamodb  # noqa: E402
+from embedrank import aws as aws_clients  # noqa: E402
 from embedrank.config import Settings  # noqa: E402
-from embedrank.localaws import item_level_transactions  # noqa: E402
+from embedrank_tools.motopatch import item_level_transactions  # noqa: E402
 
-# The tests' moto rolls a failed transaction back item by item, as DynamoDB does (see localaws.py).
+# The tests' moto rolls a failed transaction back item by item, as DynamoDB does (see motopatch.py).
 item_level_transactions()
-# The request path's DynamoDB client (embedrank.dynamodb) reaches the same moto through its transport.
-dynamodb.use_transport(MotoTransport())
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT.parent / "shared" / "specs"
@@ -86,6 +83,12 @@ def lambda_main_thread_loop() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+@pytest.fixture(autouse=True)
+def fresh_aws_clients() -> None:
+    """boto3 clients are built once per process (``embedrank.aws``); a test builds its own, from its own settings."""
+    aws_clients.reset()
+
+
 @pytest.fixture
 def settings() -> Settings:
     return Settings.from_env({})
@@ -95,9 +98,11 @@ def settings() -> Settings:
 def aws(settings: Settings) -> Iterator[None]:
     from aws_lambda_powertools.utilities import parameters
 
-    from embedrank.provision import create_key, create_tables, put_provider_secret, seed_plans
+    from embedrank_tools.provision import create_key, create_tables, put_provider_secret, seed_plans
 
     with mock_aws():
+        # The process's boto3 clients are built inside mock_aws, which intercepts their calls; none outlives it.
+        aws_clients.reset()
         parameters.clear_caches()
         db = boto3.client("dynamodb")
         create_tables(db, settings)
@@ -108,15 +113,7 @@ def aws(settings: Settings) -> Iterator[None]:
         put_provider_secret(boto3.client("secretsmanager"), settings.provider_secret, PROVIDER_SECRET)
         yield
         parameters.clear_caches()
-
-
-@pytest.fixture(scope="module")
-def devaws() -> Iterator[Any]:
-    """devaws on a free loopback port, for the tests that talk to it over real HTTP."""
-    from embedrank.devaws import DevAws
-
-    with DevAws(port=0) as aws:
-        yield aws
+        aws_clients.reset()
 
 
 @pytest.fixture
@@ -126,7 +123,7 @@ def upstream() -> FakeUpstream:
 
 @pytest.fixture
 def services(aws: None, settings: Settings, upstream: FakeUpstream) -> Any:
-    from embedrank.app import Services
+    from embedrank.api.app import Services
     from embedrank.providers import Registry
 
     transport = httpx.MockTransport(upstream)
@@ -137,7 +134,7 @@ def services(aws: None, settings: Settings, upstream: FakeUpstream) -> Any:
 def client(services: Any) -> Iterator[Any]:
     from starlette.testclient import TestClient
 
-    from embedrank.app import create_app
+    from embedrank.api.app import create_app
 
     with TestClient(create_app(services=services), raise_server_exceptions=False) as c:
         yield c
@@ -145,7 +142,7 @@ def client(services: Any) -> Iterator[Any]:
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """``embedrank <argv>``: exit code, stdout, stderr."""
-    from embedrank.cli import main
+    from embedrank_tools.cli import main
 
     code = main(list(argv))
     out = capsys.readouterr()

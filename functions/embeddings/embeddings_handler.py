@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mangum import Mangum
 
-from embedrank.app import create_app
+from embedrank.api.app import create_app
 from embedrank.observability import lambda_entry
 
 app = create_app(["embeddings"])

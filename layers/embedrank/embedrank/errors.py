@@ -3,8 +3,9 @@
 Every failure the gateway reports to a caller is an ``EmbedrankError``; the ASGI app turns it into the
 OpenAI-style envelope ``{"error": {"message", "type", "code", "param"}}`` in one place (``app.py``), so a
 handler never builds an error body itself. Lower-layer errors (httpx, botocore, pydantic) are mapped to this
-hierarchy where they are caught: provider transports in ``providers/base.py``, AWS calls in ``stores.py``,
-request validation in ``schemas.py``.
+hierarchy where they are caught: provider HTTP in ``providers/http.py``, Bedrock in ``providers/bedrock/client.py``,
+DynamoDB and Secrets Manager in ``store/`` (the one place AWS errors on the request path are mapped), request validation
+in ``api/requests.py``; ``api/errors.py`` is the one place they become HTTP.
 
     EmbedrankError                    500 internal_error (never raised on purpose)
     ├── InvalidRequest                400 invalid_request_error   bad body, unsupported option
@@ -17,7 +18,8 @@ request validation in ``schemas.py``.
     │   ├── UpstreamRateLimited       502 provider_rate_limited   429 from the provider (retryable)
     │   ├── UpstreamUnavailable       502 provider_unavailable    5xx / connection failure (retryable)
     │   └── UpstreamTimeout           504 provider_timeout        no answer in time (retryable)
-    └── ProviderNotConfigured         503 provider_not_configured no credentials for the provider
+    ├── ProviderNotConfigured         503 provider_not_configured no credentials for the provider
+    └── StoreUnavailable              503 store_unavailable       DynamoDB or Secrets Manager failed (Retry-After)
 
 ``retryable`` marks the faults worth another attempt (or the next deployment of a route); a provider's 4xx that is
 the caller's fault (``UpstreamError`` with ``retryable=False``) is never retried.
@@ -123,6 +125,21 @@ class ProviderNotConfigured(EmbedrankError):
     status = 503
     type = "provider_error"
     code = "provider_not_configured"
+
+
+class StoreUnavailable(EmbedrankError):
+    """An AWS call on the request path failed (throttled, unreachable, a 5xx, refused credentials, a missing table):
+    the gateway cannot answer now, and says when to try again. ``aws_code`` is the AWS error code, when there is one;
+    ``retryable`` is False for errors another attempt cannot fix (a missing table, a denied permission)."""
+
+    status = 503
+    type = "service_unavailable_error"
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, aws_code: str = "", retryable: bool = True, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"retry-after": str(retry_after)})
+        self.aws_code = aws_code
+        self.retryable = retryable
 
 
 class UpstreamTimeout(UpstreamError):

@@ -7,8 +7,8 @@ text.
   invocation context and sets API Gateway's request id (also the response's ``x-request-id``) as correlation id.
 - **Metrics**: one EMF document per request in namespace ``Embedrank``, dimensioned by ``model`` and ``provider``
   only. On in Lambda; elsewhere only with ``EMBEDRANK_METRICS=1`` (it prints EMF to stdout).
-- **Tracer**: the X-Ray SDK, patching botocore (DynamoDB, Secrets Manager, Bedrock) and wrapping the provider
-  transport (``traced_transport``), so each upstream and AWS call is a subsegment. Built in Lambda when
+- **Tracer**: the X-Ray SDK, patching botocore (DynamoDB, Secrets Manager, Bedrock) and httpx (the provider calls),
+  so each upstream and AWS call is a subsegment. Built in Lambda when
   ``EMBEDRANK_XRAY_SDK`` is on (the template's ``XRaySdkTracing`` parameter, default on); never in tests, under
   ``make serve`` or ``sam local``. Importing the SDK costs ~250 ms of cold start on the 2-core dev machine, which
   is why it is not imported anywhere else.
@@ -17,7 +17,6 @@ text.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from numbers import Number
@@ -28,15 +27,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from .config import Settings
+
 if TYPE_CHECKING:
-    import httpx
     from aws_lambda_powertools import Tracer
 
 SERVICE = "embedrank"
 NAMESPACE = "Embedrank"
 NO_PROVIDER = "(none)"  # the provider dimension of requests that reached no provider
-PATCHED_MODULES = ("botocore",)
-_ON = ("1", "true")
+PATCHED_MODULES = ("botocore", "httpx")
 
 COUNT, MILLISECONDS, NO_UNIT = MetricUnit.Count.value, MetricUnit.Milliseconds.value, MetricUnit.NoUnit.value
 
@@ -56,10 +55,8 @@ def metrics_enabled() -> bool:
     # when they are set, so adding metrics then would only pile them up.
     if is_metrics_disabled():
         return False
-    flag = os.environ.get("EMBEDRANK_METRICS", "").lower()
-    if flag:
-        return flag in _ON
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    config = Settings.from_env()  # read once, at import (EMIT_METRICS)
+    return config.metrics if config.metrics is not None else config.in_lambda
 
 
 EMIT_METRICS = metrics_enabled()
@@ -112,12 +109,9 @@ def publish_request(
 
 
 def tracing_enabled() -> bool:
-    env = os.environ
-    if env.get("POWERTOOLS_TRACE_DISABLED", "").lower() in _ON:
-        return False  # not built at all: a disabled Tracer would still import the X-Ray SDK
-    if env.get("EMBEDRANK_XRAY_SDK", "").lower() not in _ON:
-        return False
-    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
+    config = Settings.from_env()  # read once, when the tracer is first asked for
+    # Not built at all when disabled: a disabled Tracer would still import the X-Ray SDK.
+    return config.xray_sdk and not config.trace_disabled and config.in_lambda and not config.sam_local
 
 
 @functools.cache
@@ -126,19 +120,9 @@ def tracer() -> Tracer | None:
         return None
     from aws_lambda_powertools import Tracer
 
-    # Patched now, at import in Lambda: botocore's patch covers clients created before it, too. Provider calls skip
-    # httpx's client layer (providers/base.py), so patching httpx.AsyncClient would see none: see traced_transport.
+    # Patched now, at import in Lambda, before the first provider client is built (providers/http.py builds it on the
+    # first call); botocore's patch covers clients created before it, too.
     return Tracer(service=SERVICE, patch_modules=PATCHED_MODULES)
-
-
-def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-    """The provider transport, wrapped by the X-Ray SDK's httpx instrumentation when tracing is on (one subsegment
-    per provider call, named by host)."""
-    if tracer() is None:
-        return transport
-    from aws_xray_sdk.ext.httpx.patch import AsyncInstrumentedTransport
-
-    return AsyncInstrumentedTransport(transport)  # type: ignore[no-any-return]
 
 
 def annotate_trace(model: str, provider: str, status: int) -> None:

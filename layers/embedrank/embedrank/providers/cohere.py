@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Vectors
+from ..domain.vectors import Vectors
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult, RerankCall, RerankResult, search_units
+from .calls import EmbedCall, EmbedResult, RerankCall, RerankResult, search_units
 
 INPUT_TYPES = {"query": "search_query", "document": "search_document", None: "search_document"}
 
@@ -34,7 +34,9 @@ class Adapter(BaseAdapter):
         if call.dimensions is not None:
             body["output_dimension"] = call.dimensions
         url = f"{self.base_url(call.credentials)}/v2/embed"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        payload = await self.post(
+            url, body, self.bearer(call.credentials), timeout=call.timeout, limit=call.answer_limit
+        )
         embeddings = payload["embeddings"]
         vectors = Vectors("float", embeddings["float"])
         billed = (payload.get("meta") or {}).get("billed_units") or {}
@@ -50,7 +52,9 @@ class Adapter(BaseAdapter):
         if call.max_tokens_per_doc is not None:
             body["max_tokens_per_doc"] = call.max_tokens_per_doc
         url = f"{self.base_url(call.credentials)}/v2/rerank"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        payload = await self.post(
+            url, body, self.bearer(call.credentials), timeout=call.timeout, limit=call.answer_limit
+        )
         billed = (payload.get("meta") or {}).get("billed_units") or {}
         units = billed.get("search_units")
         counted = int(units) if units is not None else search_units(len(call.documents))

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..vectors import Vectors
+from ..domain.vectors import Vectors
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult, estimate_tokens
+from .calls import EmbedCall, EmbedResult, estimate_tokens
 
 TASK_TYPES = {"query": "RETRIEVAL_QUERY", "document": "RETRIEVAL_DOCUMENT"}
 
@@ -35,7 +35,7 @@ class Adapter(BaseAdapter):
         body = {"requests": [{**item, "content": {"parts": [{"text": text}]}} for text in texts]}
         url = f"{self.base_url(call.credentials)}/{model}:batchEmbedContents"
         headers = {"x-goog-api-key": call.credentials.api_key if call.credentials else ""}
-        payload = await self.post(url, body, headers, call.timeout)
+        payload = await self.post(url, body, headers, timeout=call.timeout, limit=call.answer_limit)
         vectors = Vectors("float", [embedding["values"] for embedding in payload["embeddings"]])
         width = call.dimensions
         # Only re-normalize vectors of the expected width; a wrong width must reach the gateway's shape check intact.

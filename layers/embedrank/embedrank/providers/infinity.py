@@ -9,7 +9,7 @@ back (``return_documents: false``): the gateway has the texts, and Infinity woul
 from __future__ import annotations
 
 from .base import Adapter as BaseAdapter
-from .base import RerankCall, RerankResult
+from .calls import RerankCall, RerankResult
 
 
 class Adapter(BaseAdapter):
@@ -26,5 +26,7 @@ class Adapter(BaseAdapter):
             "raw_scores": False,
         }
         url = f"{self.base_url(call.credentials)}/rerank"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        payload = await self.post(
+            url, body, self.bearer(call.credentials), timeout=call.timeout, limit=call.answer_limit
+        )
         return RerankResult(self.scored(payload["results"]), tokens=self.total_tokens(payload))

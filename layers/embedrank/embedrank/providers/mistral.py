@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult
+from .calls import EmbedCall, EmbedResult
 
 
 class Adapter(BaseAdapter):

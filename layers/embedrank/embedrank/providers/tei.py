@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..reliability import gather_or_cancel
+from ..domain.reliability import gather_or_cancel
 from .base import Adapter as BaseAdapter
-from .base import RerankCall, RerankResult
+from .calls import RerankCall, RerankResult
 
 DEFAULT_BATCH = 32  # TEI's default --max-client-batch-size
 
@@ -41,7 +41,7 @@ class Adapter(BaseAdapter):
 
     async def _score(self, url: str, headers: dict[str, str], call: RerankCall, texts: list[str]) -> list[Any]:
         body = {"query": call.query, "texts": texts, "raw_scores": False, "return_text": False, "truncate": True}
-        answer = await self.post(url, body, headers, call.timeout)
+        answer = await self.post(url, body, headers, timeout=call.timeout, limit=call.answer_limit)
         if not isinstance(answer, list) or len(answer) != len(texts):
             raise ValueError(f"expected a list of {len(texts)} scores")
         return answer

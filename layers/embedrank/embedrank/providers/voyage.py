@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Adapter as BaseAdapter
-from .base import EmbedCall, EmbedResult, RerankCall, RerankResult
+from .calls import EmbedCall, EmbedResult, RerankCall, RerankResult
 
 
 class Adapter(BaseAdapter):
@@ -41,5 +41,7 @@ class Adapter(BaseAdapter):
             "return_documents": False,  # the gateway has the texts; asking for them back only costs bandwidth
         }
         url = f"{self.base_url(call.credentials)}/rerank"
-        payload = await self.post(url, body, self.bearer(call.credentials), call.timeout)
+        payload = await self.post(
+            url, body, self.bearer(call.credentials), timeout=call.timeout, limit=call.answer_limit
+        )
         return RerankResult(self.scored(payload["data"]), tokens=self.total_tokens(payload))

@@ -1,0 +1,159 @@
+"""The API's operations: each one parses, calls the domain, and serializes one of ``responses``' shapes; ``ENDPOINTS``
+is the table the router serves and ``openapi.py`` documents, from the same entries."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from ..domain.embeddings import embed
+from ..domain.models import visible_models
+from ..domain.rerank import rerank
+from ..domain.usage import daily_report, report_range
+from .exchange import Exchange
+from .requests import EmbeddingRequest, RerankRequest, UsageQuery, parse_body
+from .responses import EmbeddingItem, EmbeddingResponse, EmbeddingUsage, ModelList, RerankResponse, UsageReport
+from .sizes import check_embedding_answer, check_rerank_answer
+
+JSON = "application/json"
+
+
+def json_response(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def embeddings(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    request: EmbeddingRequest = parse_body(EmbeddingRequest, await ex.body())
+    ex.record.model, ex.record.input_count = request.model, request.count
+    gzip = ex.accepts_gzip()
+    outcome = await embed(
+        ex.services.gateway,
+        request,
+        principal,
+        lambda count, width: check_embedding_answer(count, width, request.encoding_format, gzip),
+    )
+    record = ex.record
+    record.provider, record.tokens, record.cost = outcome.deployment.provider, outcome.tokens, outcome.cost
+    record.estimated = outcome.estimated
+    vectors = outcome.vectors.as_encoding(request.encoding_format)
+    usage: EmbeddingUsage = {"prompt_tokens": outcome.tokens, "total_tokens": outcome.tokens, "cost": outcome.cost}
+    if outcome.estimated:
+        usage["estimated"] = True
+    data: list[EmbeddingItem] = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    body: EmbeddingResponse = {
+        "object": "list",
+        "data": data,
+        "model": request.model,
+        "provider": outcome.deployment.provider,
+        "usage": usage,
+    }
+    return json_response(body)
+
+
+async def rerank_documents(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    request: RerankRequest = parse_body(RerankRequest, await ex.body())
+    ex.record.model, ex.record.input_count = request.model, len(request.documents)
+    outcome = await rerank(ex.services.gateway, request, principal, check_rerank_answer)
+    record = ex.record
+    record.provider, record.cost = outcome.deployment.provider, outcome.cost
+    record.tokens, record.search_units = outcome.tokens, outcome.search_units
+    body: RerankResponse = {
+        "id": ex.request_id,
+        "object": "list",
+        "results": outcome.items(),
+        "model": request.model,
+        "provider": outcome.deployment.provider,
+        "usage": outcome.usage(),
+    }
+    return json_response(body)
+
+
+async def models(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    body: ModelList = visible_models(ex.services.gateway.catalog, principal.plan)
+    return json_response(body)
+
+
+async def usage(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    await ex.services.settled()
+    start, end = report_range(ex.request.query_params)
+    body: UsageReport = await ex.io(daily_report, ex.services.stores, principal.key_id, start, end)
+    return json_response(body)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One API operation: what the router serves and what ``openapi.py`` documents, from the same entry."""
+
+    paths: tuple[str, ...]
+    method: str
+    handler: Callable[[Exchange], Awaitable[Response]]
+    summary: str
+    response: type  # the ``responses`` shape of the 200 body
+    request: type[BaseModel] | None = None  # the JSON body
+    query: type[BaseModel] | None = None  # a model whose fields are the query parameters
+    errors: tuple[int, ...] = ()  # statuses answered with ErrorResponse, besides 500
+    tag: str = ""
+    # Calls a provider and costs money: held to the budget and answered with ``x-embedrank-cost``. Account
+    # endpoints are not, so a key over its budget can still see its models and what it spent.
+    billable: bool = True
+
+
+# Statuses every authenticated endpoint can answer: no/bad key, a key whose plan is gone, a plan limit, AWS down.
+_AUTH_ERRORS = (401, 403, 429, 503)
+# ...and those that call a provider: bad request, unknown model, too large, provider failed / unconfigured / slow.
+_PROVIDER_ERRORS = (400, *_AUTH_ERRORS, 404, 413, 502, 504)
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "embeddings": Endpoint(
+        paths=("/v1/embeddings", "/api/v1/embeddings"),
+        method="POST",
+        handler=embeddings,
+        summary="Create embeddings (OpenAI-compatible)",
+        response=EmbeddingResponse,
+        request=EmbeddingRequest,
+        errors=_PROVIDER_ERRORS,
+        tag="embeddings",
+    ),
+    # /v2/rerank too: the cohere SDK's ClientV2 posts there, the v1 Client to /v1/rerank; both get the same shape.
+    "rerank": Endpoint(
+        paths=("/v1/rerank", "/api/v1/rerank", "/v2/rerank"),
+        method="POST",
+        handler=rerank_documents,
+        summary="Rerank documents against a query (Cohere-shaped)",
+        response=RerankResponse,
+        request=RerankRequest,
+        errors=_PROVIDER_ERRORS,
+        tag="rerank",
+    ),
+    "models": Endpoint(
+        paths=("/v1/models", "/api/v1/models"),
+        method="GET",
+        handler=models,
+        summary="List the models the key's plan allows",
+        response=ModelList,
+        errors=_AUTH_ERRORS,
+        tag="account",
+        billable=False,
+    ),
+    "usage": Endpoint(
+        paths=("/v1/usage", "/api/v1/usage"),
+        method="GET",
+        handler=usage,
+        summary="The key's own usage by UTC day and model, with totals",
+        response=UsageReport,
+        query=UsageQuery,
+        errors=(400, *_AUTH_ERRORS),
+        tag="account",
+        billable=False,
+    ),
+}
+OPENAPI_PATH = "/openapi.json"

@@ -1,0 +1,44 @@
+"""``GET /v1/models``: what a key's plan lets it see, described from the catalog in OpenAI's list shape."""
+
+from __future__ import annotations
+
+from ..api.requests import MAX_DOCUMENTS
+from ..api.responses import ModelEntry, ModelList, SearchPricing, TokenPricing
+from .catalog import Catalog, Deployment
+from .records import Plan
+
+
+def _pricing(d: Deployment) -> TokenPricing | SearchPricing:
+    if d.kind == "rerank" and d.billing == "search_units":
+        return {"currency": "USD", "per_1k_searches": d.price_per_1k_searches}
+    return {"currency": "USD", "per_million_tokens": d.price_per_mtok}
+
+
+def _model_entry(model_id: str, chain: tuple[Deployment, ...], *, route: bool) -> ModelEntry:
+    first = chain[0]
+    entry: ModelEntry = {
+        "id": model_id,
+        "object": "model",
+        "owned_by": first.provider,
+        "type": first.kind,
+        "dimensions": first.dimensions if first.kind == "embedding" else None,
+        # What one request may carry: the provider's limit, or the API's own document cap when that is lower.
+        "max_inputs": first.max_inputs if first.kind == "embedding" else min(first.max_documents, MAX_DOCUMENTS),
+        "pricing": _pricing(first),
+    }
+    if route:
+        entry["deployments"] = [d.id for d in chain]  # who serves it, in fallback order
+    return entry
+
+
+def visible_models(catalog: Catalog, plan: Plan) -> ModelList:
+    """``GET /v1/models``: the catalog's deployments and routes that ``plan`` allows, in OpenAI's list shape.
+
+    A route is described by the first deployment of its chain (the one normally serving it)."""
+    data = []
+    for model_id in catalog.model_ids():
+        if plan.allows(model_id):
+            chain = catalog.routes.get(model_id)
+            deployments = tuple(catalog.deployments[d] for d in chain) if chain else (catalog.deployments[model_id],)
+            data.append(_model_entry(model_id, deployments, route=chain is not None))
+    return {"object": "list", "data": data}

@@ -1,0 +1,99 @@
+"""The records the domain works with, whatever stores them: keys, plans, usage, rollups, and one admission.
+
+``store/`` turns them into DynamoDB items and back; nothing here knows a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A provider's secret and optional base URL (the prefix the provider's own SDK uses)."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    name: str
+    plan: str
+    status: Literal["active", "revoked"]
+    created: str
+    monthly_budget: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    allowed_models: frozenset[str] | Literal["all"]
+    limits: dict[str, int] = field(default_factory=dict)
+    monthly_budget: float | None = None
+    description: str = ""
+
+    def allows(self, model: str) -> bool:
+        return self.allowed_models == ALL or model in self.allowed_models
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    request_id: str
+    key_id: str
+    timestamp: str  # ISO 8601 UTC, millisecond precision
+    endpoint: str
+    model: str
+    provider: str
+    status: int
+    latency_ms: float
+    input_count: int = 0
+    tokens: int = 0
+    search_units: int = 0
+    cost: float = 0.0
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One rollup item: a day or a month (``period``) of one model's usage by one key."""
+
+    period: str
+    model: str
+    requests: int
+    errors: int
+    tokens: int
+    search_units: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUpdate:
+    """One admission, as data: which counters to bump, the bounds they must be under, what to clean up."""
+
+    key_id: str
+    day: str  # YYYY-MM-DD: whose meter item
+    expires_at: int  # epoch seconds: when the meter item may go
+    counters: Sequence[str]  # attributes to ADD 1 to
+    bounds: dict[str, float]  # attribute -> admitted only while absent or below this
+    spend_left: float | None = None  # USD: admitted only while the day's spend is below it (None: no budget)
+    allow_unspent: bool = False  # with a budget: also admitted while nothing at all was spent (see limits.py)
+    stale: Sequence[str] = ()  # expired window counters to REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    month: float  # USD spent this month (month total rollup)
+    day: float  # USD of it spent today (the day's meter)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterResult:
+    admitted: bool
+    values: dict[str, float]  # the meter's counters and ``cost`` (USD): after the update, or as they stood if refused
