@@ -19,8 +19,8 @@ import boto3
 import pytest
 
 from conftest import auth, usage_records
-from embedrank.domain.catalog import load_catalog
 from embedrank.config import Settings
+from embedrank.domain.catalog import load_catalog
 from fakes import b64, vector
 from lambda_harness import captured_logs
 from usage_faults import FaultyUsageWrites, replay_lines, throttled

@@ -11,14 +11,14 @@ import boto3
 import pytest
 
 from conftest import PREMIUM_KEY
-from embedrank.domain.auth import Authenticator, Principal
 from embedrank.config import Settings
-from embedrank.errors import RateLimited
+from embedrank.domain.auth import Authenticator, Principal
 from embedrank.domain.limits import Limiter, duration
-from embedrank_tools.provision import create_tables
 from embedrank.domain.records import KeyRecord, UsageRecord
-from embedrank.store.dynamo import Stores
 from embedrank.domain.usage import Meter
+from embedrank.errors import RateLimited
+from embedrank.store.dynamo import Stores
+from embedrank_tools.provision import create_tables
 
 T0 = datetime(2025, 3, 31, 22, 59, 30, 250_000, tzinfo=UTC)
 
@@ -201,8 +201,8 @@ def test_duration_format() -> None:
 
 
 def test_revocation_takes_effect_after_the_auth_cache_ttl(stores: Stores) -> None:
-    from embedrank_tools import accounts
     from embedrank.errors import AuthenticationError
+    from embedrank_tools import accounts
 
     now = [1000.0]
     authenticator = Authenticator(stores, 30, clock=lambda: now[0])

@@ -19,7 +19,14 @@ from fakes import openai_answer
 
 PYTHONPATH = ":".join(
     str(ROOT / p)
-    for p in ("layers/embedrank", "tools", "functions/embeddings", "functions/rerank", "functions/account", "tests/support")
+    for p in (
+        "layers/embedrank",
+        "tools",
+        "functions/embeddings",
+        "functions/rerank",
+        "functions/account",
+        "tests/support",
+    )
 )
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "EmbeddingsFunction",

@@ -184,3 +184,29 @@ def test_adapter_needs_no_secret() -> None:
     stub.answer("amazon.titan-embed-text-v2:0", payload)
     result = asyncio.run(Adapter(Http(), runtime=stub.client).embed(titan_call("hi")))
     assert result.tokens == 1 and result.vectors.items == [vector(seed("hi"), 1024)]
+
+
+def test_a_hung_bedrock_call_is_a_timeout_within_the_attempts_time() -> None:
+    import dataclasses
+    import time
+
+    from embedrank.errors import UpstreamTimeout
+    from embedrank.providers.bedrock.embed import Adapter
+    from embedrank.providers.http import Http
+
+    # given Bedrock takes 2 s to answer, and the attempt may take 0.2 s (botocore's own read timeout is 25 s)
+    def slow(model: str, body: Any) -> tuple[Any, dict[str, str]]:
+        time.sleep(2)
+        return titan_answer(model, body)
+
+    fake = BedrockFake(slow)
+    call = dataclasses.replace(titan_call("hi"), timeout=0.2)
+
+    async def attempt() -> float:
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            await Adapter(Http(), runtime=fake.client).embed(call)
+        return time.monotonic() - started
+
+    # when the adapter calls it, then the attempt ends on time, as a retryable timeout (the thread finishes later)
+    assert asyncio.run(attempt()) < 1.0

@@ -510,12 +510,12 @@ def test_timeout_is_504(client: Any, upstream: FakeUpstream) -> None:
 
 def test_a_catalog_document_limit_below_the_api_limit_is_a_400() -> None:
     # Operators add self-hosted models as data; a server that takes fewer documents says so in the catalog.
+    from embedrank.api.requests import RerankRequest
     from embedrank.domain.catalog import Deployment
+    from embedrank.domain.rerank import _check_limits
     from embedrank.errors import InvalidRequest
     from embedrank.providers.http import Http
     from embedrank.providers.tei import Adapter
-    from embedrank.domain.rerank import _check_limits
-    from embedrank.api.requests import RerankRequest
 
     small = Deployment(id="tei/x", provider="tei", native="x", kind="rerank", weights="x", max_documents=3)
     _check_limits(small, RerankRequest(model="tei/x", query=QUERY, documents=DOCS[:3]), Adapter(Http()))

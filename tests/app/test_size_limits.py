@@ -16,8 +16,6 @@ import httpx
 import pytest
 
 from conftest import FakeUpstream, auth, usage_records
-from embedrank.config import Settings
-from embedrank.errors import PayloadTooLarge
 from embedrank.api.sizes import (
     GZIP_LIMIT,
     LAMBDA_PAYLOAD_LIMIT,
@@ -28,6 +26,8 @@ from embedrank.api.sizes import (
     envelope_size,
     fit_body,
 )
+from embedrank.config import Settings
+from embedrank.errors import PayloadTooLarge
 from fakes import json_response
 from lambda_harness import LambdaContext, load_event, wired
 

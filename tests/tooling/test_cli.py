@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from conftest import run_cli
-from embedrank.domain.auth import Authenticator, hash_key
-from embedrank_tools.cli import main
 from embedrank.config import Settings
-from embedrank.errors import AuthenticationError
+from embedrank.domain.auth import Authenticator, hash_key
 from embedrank.domain.records import UsageRecord
-from embedrank.store.dynamo import Stores
 from embedrank.domain.usage import Meter
+from embedrank.errors import AuthenticationError
+from embedrank.store.dynamo import Stores
+from embedrank_tools.cli import main
 
 
 def created_key(out: str) -> tuple[str, str]:
@@ -123,7 +123,9 @@ def test_usage_rejects_bad_months_and_unknown_keys(aws: None, capsys: pytest.Cap
     assert code == 0 and datetime.now(UTC).strftime("%Y-%m") in out and "TOTAL" in out
 
 
-def test_an_unreachable_dynamodb_is_one_clean_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_dynamodb_is_one_clean_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import socket
 
     # given DynamoDB's endpoint is a port nothing listens on

@@ -14,8 +14,8 @@ from typing import Any
 from cfnlint.decode import cfn_yaml
 
 from conftest import ROOT
-from embedrank.store import tables
 from embedrank.domain.catalog import load_catalog
+from embedrank.store import tables
 from embedrank_tools.provision import load_plans
 
 

@@ -12,11 +12,11 @@ import boto3
 import pytest
 
 from conftest import DEV_KEY, FakeUpstream, auth, run_cli, usage_records
-from embedrank_tools.cli import main
 from embedrank.config import Settings
 from embedrank.domain.records import UsageRecord
-from embedrank.store.dynamo import Stores
 from embedrank.domain.usage import Meter
+from embedrank.store.dynamo import Stores
+from embedrank_tools.cli import main
 from embedrank_tools.replay import parse_replay_line
 from fakes import openai_answer
 from lambda_harness import captured_logs

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from embedrank.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
 from embedrank.domain.reliability import Breakers, Deadline, RetryPolicy, gather_or_cancel
+from embedrank.errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
 
 
 class Clock:

@@ -40,6 +40,7 @@ from .. import aws
 from ..config import Settings
 from ..domain.records import ALL, KeyRecord, MeterResult, MeterUpdate, Plan, Rollup, Spend, UsageRecord
 from ..errors import StoreUnavailable
+from .tables import USAGE_TTL_ATTRIBUTE as TTL
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -252,7 +253,7 @@ class Stores:
         """Bump the window counters in one conditional ``UpdateItem`` on the month total item; refused (nothing
         changes) when any bound or the budget is already reached."""
         values: dict[str, Any] = {":one": _n(1), ":exp": _n(update.expires_at)}
-        names: dict[str, str] = {"#exp": "expires_at"}
+        names: dict[str, str] = {"#exp": TTL}
         conditions = []
         for i, (attribute, bound) in enumerate(update.bounds.items()):
             values[f":b{i}"] = _n(bound)
@@ -379,7 +380,7 @@ class Stores:
                     "TableName": self.settings.usage_table,
                     "Key": {"pk": pk, "sk": {"S": f"meter#{day}"}},
                     "UpdateExpression": f"ADD {meter_adds} SET #exp = if_not_exists(#exp, :exp)",
-                    "ExpressionAttributeNames": {f"#{COST}": COST, "#exp": "expires_at"},
+                    "ExpressionAttributeNames": {f"#{COST}": COST, "#exp": TTL},
                     "ExpressionAttributeValues": {
                         f":{COST}": values[f":{COST}"],
                         ":exp": _n(meter_expires_at),
@@ -530,7 +531,7 @@ def usage_item(record: UsageRecord, expires_at: int) -> dict[str, Any]:
         "search_units": _n(record.search_units),
         "cost": _n(round(record.cost, 10)),
         "estimated": {"BOOL": record.estimated},
-        "expires_at": _n(expires_at),
+        TTL: _n(expires_at),
     }
 
 

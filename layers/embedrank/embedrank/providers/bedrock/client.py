@@ -9,6 +9,9 @@ calls never reach its local AWS.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from ...errors import (
     EmbedrankError,
     ProviderNotConfigured,
@@ -60,6 +63,25 @@ def upstream_error(exc: Exception) -> EmbedrankError | None:
     if isinstance(exc, BotoCoreError):
         return UpstreamUnavailable(f"Could not reach {PROVIDER}: {type(exc).__name__}.", provider=PROVIDER)
     return None
+
+
+async def in_thread[T](work: Callable[[], T], timeout: float) -> T:
+    """A blocking boto3 call, run in a thread and bounded by the attempt's timeout; its failures mapped.
+
+    botocore's own read timeout is the provider timeout, fixed when the client is built; the attempt's timeout is
+    the shorter of that and what is left of the request's deadline, so the request answers in time even when
+    Bedrock does not (the thread is left to finish on its own).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.to_thread(work)
+    except TimeoutError:
+        raise UpstreamTimeout(f"{PROVIDER} did not answer within {timeout:.1f} s.", provider=PROVIDER) from None
+    except Exception as exc:
+        mapped = upstream_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def too_large(limit: int) -> UpstreamError:

@@ -29,7 +29,7 @@ from ...errors import ProviderNotConfigured
 from ..base import Adapter as BaseAdapter
 from ..calls import EmbedCall, EmbedResult, estimate_tokens
 from ..cohere import INPUT_TYPES as COHERE_INPUT_TYPES  # the same vocabulary, so a fallback gives the same vectors
-from .client import PROVIDER, too_large, upstream_error
+from .client import PROVIDER, in_thread, too_large
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -64,14 +64,9 @@ class Adapter(BaseAdapter):
                 raise too_large(limit)
             return raw, response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
 
-        try:
-            runtime = self.runtime or aws.bedrock_runtime(settings().upstream_timeout)
-            raw, headers = await asyncio.to_thread(invoke, runtime)
-        except Exception as exc:
-            mapped = upstream_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from None
+        raw, headers = await in_thread(
+            lambda: invoke(self.runtime or aws.bedrock_runtime(settings().upstream_timeout)), call.timeout
+        )
         return orjson.loads(raw), headers
 
     async def _embed(self, call: EmbedCall) -> EmbedResult:

@@ -12,14 +12,13 @@ search units are counted by that rule.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from ... import aws
 from ...config import settings
 from ..base import Adapter as BaseAdapter
 from ..calls import RerankCall, RerankResult, search_units
-from .client import PROVIDER, upstream_error
+from .client import PROVIDER, in_thread
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agent_runtime import AgentsforBedrockRuntimeClient
@@ -40,15 +39,9 @@ class Adapter(BaseAdapter):
 
     async def _rerank(self, call: RerankCall) -> RerankResult:
         region = call.credentials.extra.get("rerank_region") if call.credentials else None
-        try:
-            return await asyncio.to_thread(self._rerank_blocking, call, region)
-        except Exception as exc:
-            # botocore failures (building the client included) become errors classes, as for Bedrock embeddings;
-            # anything else is a malformed answer, which the base class reports.
-            mapped = upstream_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from None
+        # botocore failures (building the client included) become error classes, as for Bedrock embeddings;
+        # anything else is a malformed answer, which the base class reports.
+        return await in_thread(lambda: self._rerank_blocking(call, region), call.timeout)
 
     def _rerank_blocking(self, call: RerankCall, region: str | None) -> RerankResult:
         agent = self._agent(region)
