@@ -1,4 +1,4 @@
-"""``make bench``: every figure of issue 7 in one run, JSON on stdout, PASS/FAIL per budget on stderr."""
+"""``make bench``: every figure in one run, JSON on stdout, PASS/FAIL per budget on stderr, and the README's table."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .client import ROOT, fake_upstream, python_env
 from .scenarios import all_latency
 
 OUT = ROOT / "bench" / "out"
+PARTS = ("server", "inprocess", "memory", "http2", "cold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,15 @@ class Sizes:
 
     server_c1: int = 200
     server_c16: int = 480
+    drift_requests: int = 10_000
+    drift_window: int = 500
     inprocess: int = 300
+    inprocess_warmup: int = 300
     warmup: int = 32
     import_runs: int = 10
     fanout_runs: int = 3
     fanout_inputs: int = 2048
+    http2_runs: int = 5
     layer: bool = True
 
     @classmethod
@@ -39,11 +44,15 @@ class Sizes:
         return cls(
             server_c1=5,
             server_c16=16,
-            inprocess=5,
+            drift_requests=20,
+            drift_window=10,
+            inprocess=6,  # two a round, three rounds
+            inprocess_warmup=2,
             warmup=2,
             import_runs=1,
             fanout_runs=1,
             fanout_inputs=200,
+            http2_runs=0,
             layer=False,
         )
 
@@ -53,7 +62,7 @@ def run_inprocess(fake_port: int, sizes: Sizes) -> dict[str, Any]:
         out = Path(tmp) / "inprocess.json"
         cmd = [
             sys.executable, "-m", "bench.inprocess", "--fake-port", str(fake_port), "--out", str(out),
-            "--requests", str(sizes.inprocess), "--warmup", str(sizes.warmup),
+            "--requests", str(sizes.inprocess), "--warmup", str(sizes.inprocess_warmup),
             "--fanout-runs", str(sizes.fanout_runs), "--fanout-inputs", str(sizes.fanout_inputs),
         ]  # fmt: skip
         # The handlers log one JSON line per request to stdout, as in Lambda; that is part of the cost, not output.
@@ -63,11 +72,23 @@ def run_inprocess(fake_port: int, sizes: Sizes) -> dict[str, Any]:
         return result
 
 
-async def run_server(server_port: int, fake_port: int, sizes: Sizes) -> list[dict[str, Any]]:
-    return [
+async def run_server(server_port: int, fake_port: int, sizes: Sizes) -> dict[str, Any]:
+    rows = [
         await server.measure(server_port, fake_port, s, sizes.server_c1, sizes.server_c16, sizes.warmup)
         for s in all_latency()
     ]
+    flat = await server.drift(
+        server_port, fake_port, all_latency()[0], sizes.drift_requests, sizes.drift_window, sizes.server_c1
+    )
+    return {"latency": rows, "drift": flat}
+
+
+def run_json(module: str, *args: str) -> Any:
+    """``python -m bench.<module> args`` in its own process; its JSON answer."""
+    out = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args], env=python_env(), cwd=ROOT, check=True, capture_output=True
+    )
+    return orjson.loads(out.stdout)
 
 
 def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
@@ -75,12 +96,18 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": report.machine()}
     with fake_upstream() as fake_port:
         if "server" in parts:
-            log("server mode (make serve: uvicorn + devaws) ...")
+            log(f"make serve (uvicorn + moto server), then {sizes.drift_requests} requests in a row ...")
             with server.local_server(fake_port) as port:
                 result["server"] = asyncio.run(run_server(port, fake_port, sizes))
         if "inprocess" in parts:
             log("in-process Lambda handler, AWS call counts, fan-out ...")
             result["inprocess"] = run_inprocess(fake_port, sizes)
+    if "memory" in parts:
+        log("peak memory while refusing a 1 GiB answer ...")
+        result["memory"] = {"plain": run_json("memory"), "gzip": run_json("memory", "--gzip")}
+    if "http2" in parts and sizes.http2_runs:
+        log("fan-out over HTTP/1.1 and HTTP/2 (TLS, hypercorn) ...")
+        result["http2"] = run_json("http2", "--runs", str(sizes.http2_runs))
     if "cold" in parts:
         modules = coldstart.handler_modules()
         layer = None
@@ -112,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny request counts, no layer build, no README update")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
-    parser.add_argument(
-        "--only", default="server,inprocess,cold", help="comma-separated parts: server, inprocess, cold"
-    )
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
     args = parser.parse_args(argv)
     sizes = Sizes.smoke() if args.smoke else Sizes()
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
@@ -130,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         OUT.mkdir(exist_ok=True)
         (OUT / "latest.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-        if not args.no_readme and parts == {"server", "inprocess", "cold"}:
+        if not args.no_readme and parts == set(PARTS):
             report.update_readme(result)
             log(f"README.md performance table updated; JSON also in {OUT / 'latest.json'}")
     return 1 if any(ln.ok is False for ln in lines) and not args.smoke else 0

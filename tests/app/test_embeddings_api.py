@@ -255,28 +255,45 @@ def test_rerank_model_on_embeddings_is_400(client: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "code", "ours"),
+    ("status", "body", "code", "ours", "kind"),
     [
-        (400, {"error": {"message": "bad input", "type": "invalid_request_error"}}, "provider_rejected_request", 502),
-        (401, {"error": {"message": "Incorrect API key provided: sk-openai-secret-123"}}, "provider_auth_failed", 502),
-        (500, {"error": {"message": "boom"}}, "provider_unavailable", 502),
+        (
+            400,
+            {"error": {"message": "bad input", "type": "invalid_request_error"}},
+            "provider_rejected_request",
+            400,
+            "invalid_request_error",
+        ),
+        (
+            401,
+            {"error": {"message": "Incorrect API key provided: sk-openai-secret-123"}},
+            "provider_auth_failed",
+            502,
+            "provider_error",
+        ),
+        (500, {"error": {"message": "boom"}}, "provider_unavailable", 502, "provider_error"),
     ],
 )
-def test_provider_errors_are_502_without_secret(
-    client: Any, upstream: FakeUpstream, status: int, body: dict[str, Any], code: str, ours: int
+def test_provider_errors_keep_their_kind_without_the_secret(
+    client: Any, upstream: FakeUpstream, status: int, body: dict[str, Any], code: str, ours: int, kind: str
 ) -> None:
     upstream.handler = lambda request: json_response(body, status)
     r = post(client, {"model": "openai/text-embedding-3-small", "input": "x"})
     assert r.status_code == ours
     err = r.json()["error"]
-    assert err["code"] == code and err["type"] == "provider_error"
+    assert err["code"] == code and err["type"] == kind
     assert "sk-openai-secret-123" not in r.text
 
 
-def test_provider_message_is_kept(client: Any, upstream: FakeUpstream) -> None:
+def test_a_provider_refusal_is_a_400_that_keeps_its_message_and_is_not_retried(
+    client: Any, upstream: FakeUpstream
+) -> None:
+    # given a provider that refuses the request itself
     upstream.handler = lambda request: json_response({"message": "invalid texts"}, 422)
+    # when it is sent, then the caller gets a 400 with the provider's words, after one provider call
     r = post(client, {"model": "cohere/embed-english-v3.0", "input": "x"})
-    assert r.status_code == 502 and "invalid texts" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "invalid texts" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "provider_rejected_request" and len(upstream.requests) == 1
 
 
 def test_timeout_is_504(client: Any, upstream: FakeUpstream) -> None:

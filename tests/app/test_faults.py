@@ -188,13 +188,15 @@ def test_timeout_then_success(aws: None, settings: Settings, script: Script, ups
     one_record(settings, 200)
 
 
-def test_caller_fault_is_not_retried(aws: None, settings: Settings, script: Script, upstream_url: str) -> None:
+def test_caller_fault_is_a_400_and_not_retried(
+    aws: None, settings: Settings, script: Script, upstream_url: str
+) -> None:
     script.steps = [reply(400, {"error": {"message": "input too long"}})]
     r = embed(make_client(upstream_url))
-    assert r.status_code == 502 and "input too long" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "input too long" in r.json()["error"]["message"]
     assert r.json()["error"]["code"] == "provider_rejected_request"
     assert len(script.bodies) == 1
-    one_record(settings, 502)
+    one_record(settings, 400)
 
 
 def test_fallback_along_the_route(aws: None, settings: Settings, script: Script, upstream_url: str) -> None:
@@ -221,7 +223,7 @@ def test_all_deployments_down(aws: None, settings: Settings, script: Script, ups
     ("answer", "words"),
     [
         (reply(200, b"<html>gateway hiccup</html>"), "not JSON"),
-        (reply(200, {"data": [{"index": 0, "embedding": b64(vector(0, 1536))}], "usage": {}}), "1 embeddings for 2"),
+        (reply(200, {"data": [{"index": 0, "embedding": b64(vector(0, 1536))}], "usage": {}}), "indices [0] for 2"),
         (ok_openai(dims=768), "768 dimensions"),
         (reply(200, {"object": "list"}), "malformed"),
     ],
@@ -262,7 +264,9 @@ def test_circuit_opens_after_consecutive_failures(
         assert embed(client).status_code == 502
     assert len(script.bodies) == 3
     r = embed(client)
-    assert r.status_code == 502 and r.json()["error"]["code"] == "circuit_open"
+    # the gateway declines (503), saying when the next probe goes; the provider was not called
+    assert r.status_code == 503 and r.json()["error"]["code"] == "circuit_open"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
     assert len(script.bodies) == 3  # skipped without a call
     assert len(usage_records(settings)) == 4
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from starlette.datastructures import Headers
 
 from conftest import PREMIUM_KEY
 from embedrank.config import Settings
@@ -57,9 +58,9 @@ def usage(key_id: str, when: datetime, *, tokens: int = 0, cost: float = 0.0, ri
     )
 
 
-def refused(limiter: Limiter, who: Principal, billable: bool = True) -> RateLimited:
+def refused(limiter: Limiter, who: Principal, billable: bool = True, reserve: float = 0.0) -> RateLimited:
     with pytest.raises(RateLimited) as info:
-        limiter.admit(who, billable=billable)
+        limiter.admit(who, billable=billable, reserve=reserve)
     return info.value
 
 
@@ -170,16 +171,36 @@ def test_budget_crossed_today_blocks_and_key_override_wins(stores: Stores, setti
     assert refused(limiter, who).code == "budget_exceeded"  # 0.26
 
 
-def test_zero_budget_admits_only_while_nothing_was_spent(stores: Stores, settings: Settings) -> None:
+def test_a_zero_budget_admits_nothing_that_costs(stores: Stores) -> None:
+    # given a plan with no money to spend
     make_plan(stores, "zero", {"requests_per_minute": 100}, budget=0)
     who = principal(stores, "key_z", "zero")
+    limiter = Limiter(stores, Clock(datetime(2025, 6, 11, 8, 0, tzinfo=UTC)))
+    # then a request that costs anything is refused; one that costs nothing (a self-hosted model), and the
+    # account endpoints, still answer
+    assert refused(limiter, who, reserve=0.0001).code == "budget_exceeded"
+    assert limiter.admit(who, billable=True, reserve=0.0) is not None
+    assert limiter.admit(who, billable=False) is not None
+
+
+def test_a_reservation_is_settled_to_the_cost_by_the_usage_write(stores: Stores, settings: Settings) -> None:
+    # given a budget of $1 and a request admitted with $0.60 reserved
+    make_plan(stores, "dollar", {"requests_per_minute": 100}, budget=1.0)
+    who = principal(stores, "key_r", "dollar")
     clock = Clock(datetime(2025, 6, 11, 8, 0, tzinfo=UTC))
     limiter, meter = Limiter(stores, clock), Meter(stores, settings.usage_retention_days)
-    assert limiter.admit(who, billable=True) is not None
-    meter.record(usage("key_z", clock.now, cost=0.0))
-    assert limiter.admit(who, billable=True) is not None
-    meter.record(usage("key_z", clock.now, cost=0.001))
-    assert refused(limiter, who).code == "budget_exceeded"
+    admission = limiter.admit(who, billable=True, reserve=0.60)
+    assert admission is not None and admission.reserved == 0.60
+    # then a second such request does not fit while the first is in flight
+    assert refused(limiter, who, reserve=0.60).code == "budget_exceeded"
+    # when the first one's usage is written at its real cost, $0.10
+    record = usage("key_r", clock.now, cost=0.10)
+    record.reserved, record.meter_day = admission.reserved, admission.day
+    assert meter.record(record) is True
+    # then the budget has $0.90 left: the same request fits, and then not even $0.35 more
+    assert limiter.admit(who, billable=True, reserve=0.60) is not None
+    assert refused(limiter, who, reserve=0.35).code == "budget_exceeded"
+    assert limiter.admit(who, billable=True, reserve=0.30) is not None
 
 
 def test_no_limits_and_no_budget_make_no_call(stores: Stores) -> None:
@@ -206,7 +227,7 @@ def test_revocation_takes_effect_after_the_auth_cache_ttl(stores: Stores) -> Non
 
     now = [1000.0]
     authenticator = Authenticator(stores, 30, clock=lambda: now[0])
-    headers = {"x-api-key": PREMIUM_KEY}
+    headers = Headers({"x-api-key": PREMIUM_KEY})
     assert authenticator.authenticate(headers).key_id == "key_premium"
     accounts.revoke_key(stores, "key_premium")
     now[0] += 29.9
@@ -309,3 +330,32 @@ def test_usage_write_retries_a_transaction_conflict_then_gives_up(settings: Sett
     with pytest.raises(StoreUnavailable, match="TransactionConflict"):
         meter(hopeless).write(record)
     assert hopeless.calls == 3  # WRITE_ATTEMPTS, and no more: no retry loop nested inside another
+
+
+def test_a_budget_holds_under_concurrent_requests(serial_dynamodb: Stores) -> None:
+    # given a budget worth 20 requests, and 100 requests arriving at once, each reserving its estimated cost
+    stores = serial_dynamodb
+    make_plan(stores, "twenty", {"requests_per_minute": 1000}, budget=20 * 0.01)
+    who = principal(stores, "key_b", "twenty")
+    limiter = Limiter(stores, Clock(datetime(2025, 6, 11, 8, 0, 5, tzinfo=UTC)))
+    threads, start = 100, threading.Barrier(100)
+    admitted: list[float] = []
+    codes: list[str] = []
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            result = limiter.admit(who, billable=True, reserve=0.01)
+            assert result is not None
+            admitted.append(result.reserved)
+        except RateLimited as err:
+            codes.append(err.code)
+
+    workers = [threading.Thread(target=attempt) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    # then exactly 20 are admitted (the bar: at most 22), and every other one is refused for the budget
+    assert len(admitted) == 20
+    assert codes == ["budget_exceeded"] * (threads - len(admitted))

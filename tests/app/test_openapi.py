@@ -8,6 +8,7 @@ type that changed, a status a route answers without documenting it, or a documen
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ def provider(request: httpx.Request) -> httpx.Response:
     if "generativelanguage" in url:
         return gemini_answer(request)
     if "wrong-key" in request.content.decode():
+        return json_response({"error": {"message": "bad key"}}, 401)
+    if "refused" in request.content.decode():
         return json_response({"error": {"message": "bad request"}}, 400)
     return cohere_embed_answer(request)
 
@@ -100,15 +103,19 @@ def test_document_is_valid_openapi_and_served_without_auth_or_metering(
 
 
 def test_every_route_is_documented_and_nothing_else(doc: dict[str, Any]) -> None:
-    routed = {(path, e.method.lower()) for e in ENDPOINTS.values() for path in e.paths} | {(OPENAPI_PATH, "get")}
+    def template(path: str) -> str:  # Starlette's {name:path} is OpenAPI's {name}
+        return re.sub(r"\{(\w+):path\}", r"{\1}", path)
+
+    routes = {(path, e.method.lower()) for e in ENDPOINTS.values() for path in e.paths}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
-    assert documented == routed
+    assert documented == {(template(p), m) for p, m in routes} | {(OPENAPI_PATH, "get")}
     app = create_app(services=object())  # type: ignore[arg-type]
     served = {(r.path, m.lower()) for r in app.routes for m in r.methods if m != "HEAD"}  # type: ignore[attr-defined]
-    assert served == routed
+    # each path also with a trailing slash (served the same, never a redirect)
+    assert served == routes | {(p + "/", m) for p, m in routes} | {(OPENAPI_PATH, "get")}
     for name, endpoint in ENDPOINTS.items():
         for path in endpoint.paths:
-            operation = doc["paths"][path][endpoint.method.lower()]
+            operation = doc["paths"][template(path)][endpoint.method.lower()]
             assert set(operation["responses"]) == {"200", "500", *map(str, endpoint.errors)}
             assert operation["security"] == [{"ApiKey": []}, {"Bearer": []}]
             assert ("requestBody" in operation) == (endpoint.request is not None)
@@ -191,11 +198,12 @@ def test_error_responses_match_the_document(
         check(doc, "post", client.post("/v1/embeddings", json=ok, headers=auth(FREE_KEY))),
         check(doc, "post", client.post("/v1/embeddings", json={**ok, "model": "nope/none"}, headers=auth())),
         check(doc, "post", client.post("/v1/embeddings", json={**ok, "input": "wrong-key"}, headers=auth())),
+        check(doc, "post", client.post("/v1/embeddings", json={**ok, "input": "refused"}, headers=auth())),
         check(doc, "post", client.post("/v1/rerank", json={"model": "cohere/rerank-v3.5"}, headers=auth())),
         check(doc, "get", client.get("/v1/models")),
         check(doc, "get", client.get("/v1/usage", params={"start": "2025-13-01"}, headers=auth())),
     ]
-    assert statuses == [401, 401, 400, 400, 403, 404, 502, 400, 401, 400]
+    assert statuses == [401, 401, 400, 400, 403, 404, 502, 400, 400, 401, 400]
 
     import boto3
 

@@ -124,7 +124,7 @@ def test_token_header_is_read_through_botocore(client: Any, services: Any) -> No
     ("code", "http", "status", "ours"),
     [
         ("ThrottlingException", 429, 502, "provider_rate_limited"),
-        ("ValidationException", 400, 502, "provider_rejected_request"),
+        ("ValidationException", 400, 400, "provider_rejected_request"),
         ("AccessDeniedException", 403, 502, "provider_auth_failed"),
         ("ModelTimeoutException", 408, 504, "provider_timeout"),
         ("ServiceUnavailableException", 503, 502, "provider_unavailable"),
@@ -140,7 +140,8 @@ def test_client_errors_are_mapped(
     r = post(client, {"model": "bedrock/amazon.titan-embed-text-v2:0", "input": "x"})
     assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert err["code"] == ours and err["type"] == "provider_error" and code in err["message"]
+    kind = "invalid_request_error" if status == 400 else "provider_error"
+    assert err["code"] == ours and err["type"] == kind and code in err["message"]
 
 
 def titan_call(text: str) -> Any:

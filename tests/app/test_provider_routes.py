@@ -81,7 +81,7 @@ def test_route_does_not_fall_back_on_the_callers_fault(
 ) -> None:
     upstream.handler = lambda request: json_response({"message": "invalid input"}, 400)
     r = post(client, {"model": "route/cohere-embed-v3-english-3", "input": "x"})
-    assert r.status_code == 502 and r.json()["error"]["code"] == "provider_rejected_request"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "provider_rejected_request"
     assert bedrock.bodies == []
 
 

@@ -69,5 +69,5 @@ def test_unsupported_dimensions_name_the_values(client: Any, upstream: FakeUpstr
 def test_voyage_error_detail_is_kept(client: Any, upstream: FakeUpstream) -> None:
     upstream.handler = lambda request: json_response({"detail": "Request to model 'voyage-3.5' failed."}, 400)
     r = post(client, {"model": "voyage/voyage-3.5", "input": "x"})
-    assert r.status_code == 502 and "failed" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "failed" in r.json()["error"]["message"]
     assert r.json()["error"]["code"] == "provider_rejected_request"

@@ -110,8 +110,10 @@ def test_client_errors_are_mapped(client: Any, stub: Any, code: str, status: int
         json={"model": "bedrock/amazon.rerank-v1:0", "query": QUERY, "documents": DOCS},
         headers=auth(),
     )
-    assert r.json()["error"]["code"] == ours and r.json()["error"]["type"] == "provider_error"
-    assert r.status_code == (504 if ours == "provider_timeout" else 502)
+    rejected = ours == "provider_rejected_request"  # the request itself was refused: the caller's to fix
+    assert r.json()["error"]["code"] == ours
+    assert r.json()["error"]["type"] == ("invalid_request_error" if rejected else "provider_error")
+    assert r.status_code == {"provider_timeout": 504, "provider_rejected_request": 400}.get(ours, 502)
 
 
 def test_malformed_answer_is_502(client: Any, stub: Any) -> None:

@@ -53,6 +53,8 @@ def test_success_event(handler: Any, upstream: FakeUpstream, settings: Any) -> N
         "model": "route/cohere-rerank-v4.0-pro",
         "provider": "cohere",
         "usage": {"search_units": 1, "cost": pytest.approx(0.0025)},
+        # Cohere's own meta, so the cohere SDK's response.meta is filled
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
     }
     assert headers["x-request-id"] == "evt-rerank-ok"
     assert str(upstream.requests[0].url) == "https://api.cohere.com/v2/rerank"
@@ -85,7 +87,8 @@ def test_missing_key_event(handler: Any, upstream: FakeUpstream, settings: Any) 
 def test_bad_body_event(handler: Any, upstream: FakeUpstream, settings: Any) -> None:
     status, _, body = invoke(handler, load_event("rerank_bad_body.json"))
     assert status == 400 and body["error"]["type"] == "invalid_request_error"
-    assert body["error"]["param"] == "top_n" and "(3)" in body["error"]["message"]
+    # "top_n": "2", a string: strict types, never coerced
+    assert body["error"]["param"] == "top_n" and "valid integer" in body["error"]["message"]
     assert not upstream.requests
     [record] = usage_records(settings)
     assert record["status"]["N"] == "400"

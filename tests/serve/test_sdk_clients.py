@@ -105,3 +105,35 @@ def test_langchain_input_type_through_model_kwargs(live_server: str) -> None:
     assert queries.embed_query("a question") == pytest.approx(vector(0, 1024))
     path, _, sent = SEEN.last()
     assert path == "/v2/embed" and sent["input_type"] == "search_query"
+
+
+def test_openai_sdk_with_bare_model_names_and_models_retrieve(live_server: str) -> None:
+    import openai
+
+    # given code written for OpenAI, only the base URL and the key changed
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=LIVE_KEY, max_retries=0)
+    # when it names OpenAI's own model, lists models and retrieves one
+    result = client.embeddings.create(model="text-embedding-3-small", input="hello")
+    listed = {m.id for m in client.models.list()}
+    one = client.models.retrieve("openai/text-embedding-3-small")
+    bare = client.models.retrieve("text-embedding-3-small")
+    # then it works as against OpenAI
+    assert result.model == "text-embedding-3-small" and len(result.data[0].embedding) == 1536
+    assert {"text-embedding-3-small", "openai/text-embedding-3-small", "rerank-v3.5"} <= listed
+    assert (
+        one.id == "openai/text-embedding-3-small" and one.owned_by == "openai" and bare.id == "text-embedding-3-small"
+    )
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope/nothing")
+
+
+def test_cohere_sdk_meta_and_top_n_over_the_documents(live_server: str) -> None:
+    import cohere
+
+    # given LangChain's CohereRerank default (top_n=3) and two documents, with Cohere's own model name
+    client = cohere.ClientV2(base_url=live_server, api_key=LIVE_KEY)
+    result = client.rerank(model="rerank-v3.5", query="q", documents=["a", "b"], top_n=3)
+    # then every document comes back, and the SDK's meta is filled
+    assert sorted(r.index for r in result.results) == [0, 1]
+    assert result.meta is not None and result.meta.billed_units is not None
+    assert result.meta.billed_units.search_units == 1

@@ -36,12 +36,41 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
+def event(
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+    request_id: str = "evt-built",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event like tests/events/*.json: ``body`` as JSON (bytes as they are),
+    ``headers`` as API Gateway passes them (a repeated header arrives comma-joined in one value)."""
+    base = load_event("embeddings_success.json")
+    raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+    base["routeKey"] = f"{method} {path}"
+    base["rawPath"], base["rawQueryString"] = path, query
+    base["requestContext"]["http"].update(method=method, path=path)
+    base["requestContext"]["requestId"] = request_id
+    base["headers"] = (
+        {k: v for k, v in base["headers"].items() if k not in ("x-api-key", "content-length")}
+        | {"content-length": str(len(raw))}
+        | (headers or {})
+    )
+    base["body"], base["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    return base
+
+
 def wired(module: ModuleType, upstream: FakeUpstream) -> Any:
     """The handler of ``module`` with the fake upstream injected; its services are built at import, as in Lambda."""
     from embedrank.providers import Registry
 
-    module.app.state.services.gateway.registry = Registry(httpx.MockTransport(upstream))
-    module.app.state.services.auth._keys.clear()
+    services = module.app.state.services
+    services.gateway.registry = Registry(httpx.MockTransport(upstream))
+    services.auth._keys.clear()
+    services.auth._plans.clear()
+    services.gateway.credentials.clear()
+    services.gateway.breakers._circuits.clear()
     return module.handler
 
 

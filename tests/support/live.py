@@ -126,19 +126,21 @@ def local_env(provider_url: str | None, **extra: str) -> dict[str, str]:
 # The server's output goes to files, never to pipes: nobody reads a pipe while tests run, and once its buffer (64 KB,
 # a few hundred request log lines) is full the server blocks on its next log line and stops answering.
 _OUTPUT: dict[int, IO[str]] = {}
+_LOGS: dict[int, IO[str]] = {}
 
 
 def start_local_server(env: dict[str, str], timeout: float = 60) -> tuple[subprocess.Popen[str], str]:
     err = tempfile.TemporaryFile("w+")  # noqa: SIM115 - outlives this function; stop() closes it
+    out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the request log lines (stdout), read by server_logs()
     proc = subprocess.Popen(
         [sys.executable, "-m", "embedrank_tools.local"],
         cwd=ROOT,
         env=env,
         text=True,
-        stdout=subprocess.DEVNULL,
+        stdout=out,
         stderr=err,
     )
-    _OUTPUT[proc.pid] = err
+    _OUTPUT[proc.pid], _LOGS[proc.pid] = err, out
     base = f"http://{env['HOST']}:{env['PORT']}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -158,7 +160,18 @@ def _read(proc: subprocess.Popen[str]) -> str:
     err.seek(0)
     text = err.read()
     err.close()
+    _LOGS.pop(proc.pid).close()
     return text
+
+
+def server_logs(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
+    """The JSON lines the server has logged so far (its request lines, warnings, errors)."""
+    out = _LOGS[proc.pid]
+    out.flush()
+    out.seek(0)
+    lines = [json.loads(line) for line in out.read().splitlines() if line.startswith("{")]
+    out.seek(0, 2)
+    return lines
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.datastructures import Headers
 
 from conftest import run_cli
 from embedrank.config import Settings
@@ -32,7 +33,7 @@ def test_key_lifecycle(aws: None, settings: Settings, capsys: pytest.CaptureFixt
     assert key.startswith("er-") and len(key) >= 3 + 43
     found = stores.find_key(key_id)
     assert found is not None and found[0] == hash_key(key) and found[1].plan == "premium"
-    assert Authenticator(stores, 0).authenticate({"x-api-key": key}).plan.name == "premium"
+    assert Authenticator(stores, 0).authenticate(Headers({"x-api-key": key})).plan.name == "premium"
 
     # keys list: ids, names, plans, status, created, last used; never a key.
     Meter(stores, 90).record(
@@ -74,7 +75,7 @@ def test_key_lifecycle(aws: None, settings: Settings, capsys: pytest.CaptureFixt
     assert code == 1 and "No plan named 'platinum'" in err and "premium" in err
     assert run_cli(capsys, "keys", "revoke", key_id)[0] == 0
     with pytest.raises(AuthenticationError):
-        Authenticator(stores, 0).authenticate({"x-api-key": new_key})
+        Authenticator(stores, 0).authenticate(Headers({"x-api-key": new_key}))
     code, _, err = run_cli(capsys, "keys", "rotate", key_id)
     assert code == 1 and "revoked" in err
     code, _, err = run_cli(capsys, "keys", "revoke", "key_missing")

@@ -226,7 +226,9 @@ def test_a_gzip_answer_is_inflated() -> None:
         ("429 Too Many Requests", "UpstreamRateLimited", "provider_rate_limited"),
         ("503 Service Unavailable", "UpstreamUnavailable", "provider_unavailable"),
         ("401 Unauthorized", "UpstreamError", "provider_auth_failed"),
-        ("400 Bad Request", "UpstreamError", "provider_rejected_request"),
+        ("400 Bad Request", "ProviderRejected", "provider_rejected_request"),
+        ("422 Unprocessable Entity", "ProviderRejected", "provider_rejected_request"),
+        ("402 Payment Required", "UpstreamError", "provider_error"),
         ("307 Temporary Redirect", "UpstreamError", "provider_error"),
     ],
 )

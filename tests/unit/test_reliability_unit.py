@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -77,23 +78,78 @@ def test_deadline_counts_down() -> None:
 
 
 def test_breaker_opens_after_threshold_then_lets_one_probe_through() -> None:
-    clock = Clock()
-    breakers = Breakers(threshold=5, cooldown=60, clock=clock)
-    for _ in range(4):
+    async def scenario() -> None:
+        clock = Clock()
+        breakers = Breakers(threshold=5, cooldown=60, clock=clock)
+        deadline = Deadline(5, clock=clock)
+        # given four failures, the circuit is still closed; the fifth opens it for the cool-down
+        for _ in range(4):
+            breakers.failure("cohere/x")
+        assert await breakers.acquire("cohere/x", deadline)
         breakers.failure("cohere/x")
-    assert breakers.allow("cohere/x")
-    breakers.failure("cohere/x")
-    assert not breakers.allow("cohere/x") and breakers.is_open("cohere/x")
-    clock.now += 61
-    assert breakers.allow("cohere/x")  # the probe
-    assert not breakers.allow("cohere/x")  # only one at a time
-    breakers.failure("cohere/x")  # probe failed: open again for a full cool-down
-    assert not breakers.allow("cohere/x")
-    clock.now += 61
-    assert breakers.allow("cohere/x")
-    breakers.success("cohere/x")
-    assert breakers.allow("cohere/x") and breakers.allow("cohere/x") and not breakers.is_open("cohere/x")
-    assert breakers.allow("other/y")
+        assert not await breakers.acquire("cohere/x", deadline) and breakers.is_open("cohere/x")
+        assert breakers.retry_after("cohere/x") == 60
+        # when the cool-down is over, the first call is the probe; when it fails, the circuit opens again
+        clock.now += 61
+        assert await breakers.acquire("cohere/x", deadline)
+        breakers.failure("cohere/x")
+        assert not await breakers.acquire("cohere/x", deadline)
+        # then, after another cool-down, a successful probe closes it
+        clock.now += 61
+        assert await breakers.acquire("cohere/x", deadline)
+        breakers.success("cohere/x")
+        assert await breakers.acquire("cohere/x", deadline) and not breakers.is_open("cohere/x")
+        assert await breakers.acquire("other/y", deadline)
+
+    asyncio.run(scenario())
+
+
+def test_calls_arriving_during_the_probe_wait_for_its_outcome() -> None:
+    async def scenario(probe_succeeds: bool) -> list[bool]:
+        clock = Clock()
+        breakers = Breakers(threshold=1, cooldown=60, clock=clock)
+        breakers.failure("cohere/x")
+        clock.now += 61
+        # given the probe in flight
+        assert await breakers.acquire("cohere/x", Deadline(5, clock=clock))
+        # when 200 more calls arrive before it ends
+        waiting = [asyncio.create_task(breakers.acquire("cohere/x", Deadline(5))) for _ in range(200)]
+        await asyncio.sleep(0.01)
+        assert not any(task.done() for task in waiting)
+        (breakers.success if probe_succeeds else breakers.failure)("cohere/x")
+        return list(await asyncio.gather(*waiting))
+
+    # then they all go ahead when the provider recovered, and none does when it did not
+    assert asyncio.run(scenario(True)) == [True] * 200
+    assert asyncio.run(scenario(False)) == [False] * 200
+
+
+def test_a_call_waiting_for_the_probe_gives_up_at_its_deadline() -> None:
+    async def scenario() -> tuple[bool, float]:
+        clock = Clock()
+        breakers = Breakers(threshold=1, cooldown=60, clock=clock)
+        breakers.failure("cohere/x")
+        clock.now += 61
+        assert await breakers.acquire("cohere/x", Deadline(5, clock=clock))  # the probe, which never ends
+        started = time.monotonic()
+        allowed = await breakers.acquire("cohere/x", Deadline(0.1))
+        return allowed, time.monotonic() - started
+
+    allowed, waited = asyncio.run(scenario())
+    assert not allowed and 0.05 < waited < 1.0
+
+
+def test_an_abandoned_probe_hands_over_to_the_next_call() -> None:
+    async def scenario() -> bool:
+        clock = Clock()
+        breakers = Breakers(threshold=1, cooldown=60, clock=clock)
+        breakers.failure("cohere/x")
+        clock.now += 61
+        assert await breakers.acquire("cohere/x", Deadline(5, clock=clock))
+        breakers.abandon("cohere/x")  # the probe was cancelled (the caller left): no verdict
+        return await breakers.acquire("cohere/x", Deadline(5, clock=clock))  # this call probes instead
+
+    assert asyncio.run(scenario())
 
 
 def test_gather_or_cancel_stops_the_siblings_of_any_failure() -> None:

@@ -9,15 +9,18 @@ in ``api/requests.py``; ``api/errors.py`` is the one place they become HTTP.
 
     EmbedrankError                    500 internal_error (never raised on purpose)
     ├── InvalidRequest                400 invalid_request_error   bad body, unsupported option
-    │   └── PayloadTooLarge           413 invalid_request_error   request or answer over the size limits
+    │   ├── PayloadTooLarge           413 invalid_request_error   request or answer over the size limits
+    │   └── ClientClosedRequest       499 invalid_request_error   the caller hung up before its body arrived
     ├── AuthenticationError           401 authentication_error    missing, unknown or revoked key
     ├── PermissionDenied              403 permission_error        model not in the key's plan
     ├── ModelNotFound                 404 invalid_request_error   unknown model id
     ├── RateLimited                   429 rate_limit_error        plan limit or budget exhausted
     ├── UpstreamError                 502 provider_error          provider failed or answered nonsense
+    │   ├── ProviderRejected          400 invalid_request_error   the provider refused the request itself (400/404/422)
     │   ├── UpstreamRateLimited       502 provider_rate_limited   429 from the provider (retryable)
     │   ├── UpstreamUnavailable       502 provider_unavailable    5xx / connection failure (retryable)
     │   └── UpstreamTimeout           504 provider_timeout        no answer in time (retryable)
+    ├── CircuitOpen                   503 circuit_open            every deployment paused after failures (Retry-After)
     ├── ProviderNotConfigured         503 provider_not_configured no credentials for the provider
     └── StoreUnavailable              503 store_unavailable       DynamoDB or Secrets Manager failed (Retry-After)
 
@@ -26,6 +29,8 @@ the caller's fault (``UpstreamError`` with ``retryable=False``) is never retried
 """
 
 from __future__ import annotations
+
+import math
 
 
 class EmbedrankError(Exception):
@@ -62,6 +67,13 @@ class InvalidRequest(EmbedrankError):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"
+
+
+class ClientClosedRequest(InvalidRequest):
+    """The caller disconnected before its request arrived whole (nginx's 499): recorded, never answered."""
+
+    status = 499
+    code = "client_closed_request"
 
 
 class AuthenticationError(EmbedrankError):
@@ -111,6 +123,15 @@ class UpstreamError(EmbedrankError):
         self.retry_after = retry_after
 
 
+class ProviderRejected(UpstreamError):
+    """The provider refused the request itself (its 400, 404 or 422): the caller's to fix, so a 400 that keeps
+    the provider's message (never a secret), and neither retried nor sent to a route's next deployment."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "provider_rejected_request"
+
+
 class UpstreamRateLimited(UpstreamError):
     code = "provider_rate_limited"
     retryable = True
@@ -125,6 +146,18 @@ class ProviderNotConfigured(EmbedrankError):
     status = 503
     type = "provider_error"
     code = "provider_not_configured"
+
+
+class CircuitOpen(EmbedrankError):
+    """Every deployment of the model failed repeatedly and is paused: the gateway declines, no provider was called.
+    ``Retry-After`` is the whole seconds until the next probe."""
+
+    status = 503
+    type = "provider_error"
+    code = "circuit_open"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, headers={"retry-after": str(max(1, math.ceil(retry_after)))})
 
 
 class StoreUnavailable(EmbedrankError):

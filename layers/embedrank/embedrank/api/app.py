@@ -94,13 +94,17 @@ def create_app(endpoints: Iterable[str] | None = None, services: Services | None
     """An app serving ``endpoints`` (all when None): each Lambda function builds one with just its own."""
     services = services or Services.build()
     names = list(ENDPOINTS) if endpoints is None else list(endpoints)
+    # Each path also with a trailing slash, served the same (API Gateway routes "/v1/embeddings/" to
+    # "/v1/embeddings"): Starlette would answer it with a bare 307 redirect, which clients do not follow for a POST.
     routes = [
-        Route(path, _route(services, name, ENDPOINTS[name]), methods=[ENDPOINTS[name].method])
+        Route(variant, _route(services, name, ENDPOINTS[name]), methods=[ENDPOINTS[name].method])
         for name in names
         for path in ENDPOINTS[name].paths
+        for variant in (path, path + "/")
     ]
     # Every function serves the whole API's document; API Gateway routes GET /openapi.json to one of them.
     routes.append(Route(OPENAPI_PATH, _openapi, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False
     app.state.services = services
     return app

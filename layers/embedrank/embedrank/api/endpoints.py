@@ -12,12 +12,22 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ..domain.embeddings import embed
-from ..domain.models import visible_models
+from ..domain.embeddings import plan as plan_embedding
+from ..domain.models import model_entry, visible_models
+from ..domain.rerank import plan as plan_rerank
 from ..domain.rerank import rerank
 from ..domain.usage import daily_report, report_range
 from .exchange import Exchange
 from .requests import EmbeddingRequest, RerankRequest, UsageQuery, parse_body
-from .responses import EmbeddingItem, EmbeddingResponse, EmbeddingUsage, ModelList, RerankResponse, UsageReport
+from .responses import (
+    EmbeddingItem,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    ModelEntry,
+    ModelList,
+    RerankResponse,
+    UsageReport,
+)
 from .sizes import check_embedding_answer, check_rerank_answer
 
 JSON = "application/json"
@@ -30,14 +40,17 @@ def json_response(body: Any) -> Response:
 async def embeddings(ex: Exchange) -> Response:
     principal = await ex.authenticate()
     request: EmbeddingRequest = parse_body(EmbeddingRequest, await ex.body())
-    ex.record.model, ex.record.input_count = request.model, request.count
     gzip = ex.accepts_gzip()
-    outcome = await embed(
+    ex.record.model, ex.record.input_count = request.model, request.count
+    planned = plan_embedding(
         ex.services.gateway,
         request,
         principal,
         lambda count, width: check_embedding_answer(count, width, request.encoding_format, gzip),
     )
+    ex.record.model = planned.model
+    await ex.admit(planned.estimate)
+    outcome = await embed(ex.services.gateway, planned)
     record = ex.record
     record.provider, record.tokens, record.cost = outcome.deployment.provider, outcome.tokens, outcome.cost
     record.estimated = outcome.estimated
@@ -60,7 +73,10 @@ async def rerank_documents(ex: Exchange) -> Response:
     principal = await ex.authenticate()
     request: RerankRequest = parse_body(RerankRequest, await ex.body())
     ex.record.model, ex.record.input_count = request.model, len(request.documents)
-    outcome = await rerank(ex.services.gateway, request, principal, check_rerank_answer)
+    planned = plan_rerank(ex.services.gateway, request, principal, check_rerank_answer)
+    ex.record.model = planned.model
+    await ex.admit(planned.estimate)
+    outcome = await rerank(ex.services.gateway, planned)
     record = ex.record
     record.provider, record.cost = outcome.deployment.provider, outcome.cost
     record.tokens, record.search_units = outcome.tokens, outcome.search_units
@@ -71,18 +87,28 @@ async def rerank_documents(ex: Exchange) -> Response:
         "model": request.model,
         "provider": outcome.deployment.provider,
         "usage": outcome.usage(),
+        "meta": outcome.meta(),
     }
     return json_response(body)
 
 
 async def models(ex: Exchange) -> Response:
     principal = await ex.authenticate()
+    await ex.admit()
     body: ModelList = visible_models(ex.services.gateway.catalog, principal.plan)
+    return json_response(body)
+
+
+async def model(ex: Exchange) -> Response:
+    principal = await ex.authenticate()
+    await ex.admit()
+    body: ModelEntry = model_entry(ex.services.gateway.catalog, principal.plan, ex.request.path_params["model_id"])
     return json_response(body)
 
 
 async def usage(ex: Exchange) -> Response:
     principal = await ex.authenticate()
+    await ex.admit()
     await ex.services.settled()
     start, end = report_range(ex.request.query_params)
     body: UsageReport = await ex.io(daily_report, ex.services.stores, principal.key_id, start, end)
@@ -107,10 +133,11 @@ class Endpoint:
     billable: bool = True
 
 
-# Statuses every authenticated endpoint can answer: no/bad key, a key whose plan is gone, a plan limit, AWS down.
-_AUTH_ERRORS = (401, 403, 429, 503)
-# ...and those that call a provider: bad request, unknown model, too large, provider failed / unconfigured / slow.
-_PROVIDER_ERRORS = (400, *_AUTH_ERRORS, 404, 413, 502, 504)
+# Statuses every authenticated endpoint can answer: a credential sent twice, no/bad key, a key whose plan is gone, a
+# plan limit, AWS down.
+_AUTH_ERRORS = (400, 401, 403, 429, 503)
+# ...and those that call a provider: unknown model, too large, provider failed / unconfigured / slow.
+_PROVIDER_ERRORS = (*_AUTH_ERRORS, 404, 413, 502, 504)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "embeddings": Endpoint(
@@ -144,6 +171,17 @@ ENDPOINTS: dict[str, Endpoint] = {
         tag="account",
         billable=False,
     ),
+    # Ids hold slashes ("openai/text-embedding-3-small"): the path parameter takes the rest of the path.
+    "model": Endpoint(
+        paths=("/v1/models/{model_id:path}", "/api/v1/models/{model_id:path}"),
+        method="GET",
+        handler=model,
+        summary="One model the key's plan allows (the openai SDK's models.retrieve)",
+        response=ModelEntry,
+        errors=(*_AUTH_ERRORS, 404),
+        tag="account",
+        billable=False,
+    ),
     "usage": Endpoint(
         paths=("/v1/usage", "/api/v1/usage"),
         method="GET",
@@ -151,7 +189,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         summary="The key's own usage by UTC day and model, with totals",
         response=UsageReport,
         query=UsageQuery,
-        errors=(400, *_AUTH_ERRORS),
+        errors=_AUTH_ERRORS,
         tag="account",
         billable=False,
     ),

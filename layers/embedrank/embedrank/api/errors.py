@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import traceback
 import uuid
+from collections.abc import Callable
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -20,8 +21,11 @@ from .responses import ErrorResponse
 JSON = "application/json"
 
 
-def error_response(err: EmbedrankError) -> Response:
-    body: ErrorResponse = {"error": {"message": err.message, "type": err.type, "code": err.code, "param": err.param}}  # type: ignore[typeddict-item]
+def error_response(err: EmbedrankError, redact: Callable[[str], str] | None = None) -> Response:
+    """The envelope for ``err``; ``redact`` removes every provider key from the message, which may quote a
+    provider's own words (and a provider may quote the key it was sent)."""
+    message = redact(err.message) if redact is not None else err.message
+    body: ErrorResponse = {"error": {"message": message, "type": err.type, "code": err.code, "param": err.param}}  # type: ignore[typeddict-item]
     return Response(orjson.dumps(body), status_code=err.status, media_type=JSON, headers=dict(err.headers))
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..domain.auth import Principal
@@ -21,7 +21,7 @@ from ..domain.limits import Admission
 from ..domain.records import UsageRecord
 from ..domain.reliability import Budget, start_budget
 from ..domain.usage import MAX_LOGGED_MODEL
-from ..errors import EmbedrankError, UpstreamError
+from ..errors import ClientClosedRequest, EmbedrankError, UpstreamError
 from ..observability import NO_PROVIDER, annotate_trace, logger, publish_request
 from .errors import error_response, request_id, unexpected
 from .sizes import MAX_REQUEST_BYTES, accepts_gzip, fit_body, request_too_large
@@ -75,15 +75,23 @@ class Exchange:
         return await asyncio.to_thread(call, *args, **kwargs)
 
     async def authenticate(self) -> Principal:
-        principal, self.admission = await self.io(self._admit)
+        """Who is asking: the key and its plan, cached per container (DynamoDB on a miss). From here on the request
+        is metered, whatever happens next."""
+        auth, headers = self.services.auth, self.request.headers
+        principal = auth.cached(headers)
+        if principal is None:
+            principal = await self.io(auth.authenticate, headers)
+        self.principal, self.record.key_id = principal, principal.key_id
         return principal
 
-    def _admit(self) -> tuple[Principal, Admission | None]:
-        """Authentication (cached) and rate-limit admission (one DynamoDB call) in one trip off the event loop."""
-        principal = self.services.auth.authenticate(self.request.headers)
-        # From here on the request is metered, even when admission refuses it.
-        self.principal, self.record.key_id = principal, principal.key_id
-        return principal, self.services.limiter.admit(principal, billable=self.billable)
+    async def admit(self, reserve: float = 0.0) -> None:
+        """The plan's rate limits and, for a billable request, its budget, with ``reserve`` (USD, the request's
+        estimated cost) held against it until the usage write settles it: one DynamoDB call. Raises ``RateLimited``."""
+        assert self.principal is not None, "authenticate first"
+        limiter, principal = self.services.limiter, self.principal
+        self.admission = await self.io(limiter.admit, principal, billable=self.billable, reserve=reserve)
+        if self.admission is not None:
+            self.record.reserved, self.record.meter_day = self.admission.reserved, self.admission.day
 
     async def body(self) -> bytes:
         """The request body, refused with a 413 past Lambda's 6 MB: by its declared length before reading, else as
@@ -93,11 +101,14 @@ class Exchange:
             raise request_too_large(int(declared), declared=True)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self.request.stream():
-            size += len(chunk)
-            if size > MAX_REQUEST_BYTES:
-                raise request_too_large(size, declared=False)
-            chunks.append(chunk)
+        try:
+            async for chunk in self.request.stream():
+                size += len(chunk)
+                if size > MAX_REQUEST_BYTES:
+                    raise request_too_large(size, declared=False)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientClosedRequest("The client disconnected before its request arrived whole.") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def accepts_gzip(self) -> bool:
@@ -121,7 +132,7 @@ class Exchange:
         try:
             response = self.fit(await work(self))
         except EmbedrankError as err:
-            response = error_response(err)
+            response = error_response(err, self.services.gateway.credentials.redact)
             error = err
         except Exception as exc:
             error = unexpected(exc, self.request_id)

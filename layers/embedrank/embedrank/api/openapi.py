@@ -40,6 +40,7 @@ ERROR_STATUSES: dict[int, str] = {
     404: "No model with that id (GET /v1/models lists them).",
     413: "The request, or the provider's answer, is over the size limits.",
     429: "A plan limit or the monthly budget is exhausted; Retry-After says in how many seconds to retry.",
+    499: "The client disconnected before its request arrived whole (recorded in usage; never delivered).",
     500: "The gateway failed unexpectedly (a bug; it has been logged).",
     502: "The provider failed, rate limited the gateway, or answered something malformed.",
     503: "The provider serving this model has no credentials configured, or the gateway's own AWS services are "
@@ -129,6 +130,23 @@ def _responses(name: str, endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
     return responses
 
 
+def _path_parameters(path: str) -> tuple[str, list[dict[str, Any]]]:
+    """Starlette's ``{name:path}`` as OpenAPI's ``{name}``, with its parameter (a value that may hold slashes)."""
+    names = re.findall(r"\{(\w+)(?::\w+)?\}", path)
+    template = re.sub(r"\{(\w+)(?::\w+)?\}", r"{\1}", path)
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": "A model id from GET /v1/models; it may hold slashes (openai/text-embedding-3-small).",
+            "schema": {"type": "string"},
+        }
+        for name in names
+    ]
+    return template, parameters
+
+
 def _parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
@@ -188,7 +206,10 @@ def build(endpoints: Mapping[str, Endpoint] = ENDPOINTS) -> dict[str, Any]:
                 operation["parameters"] = _parameters(endpoint.query)
             if endpoint.request is not None:
                 operation["requestBody"] = _request_body(endpoint.request, refs)
-            paths.setdefault(path, {})[endpoint.method.lower()] = operation
+            template, parameters = _path_parameters(path)
+            if parameters:
+                operation["parameters"] = [*parameters, *operation.get("parameters", [])]
+            paths.setdefault(template, {})[endpoint.method.lower()] = operation
     paths[OPENAPI_PATH] = {
         "get": {
             "operationId": "openapi",

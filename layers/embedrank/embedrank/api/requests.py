@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
@@ -41,7 +40,8 @@ Inputs = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON value must already have the field's type ("dimensions": true or "256" is a 400, not 1 or 256).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _token(value: object) -> bool:
@@ -153,11 +153,11 @@ class RerankRequest(_Strict):
     documents: Annotated[list[NonEmptyStr | RerankDocument], Field(min_length=1, max_length=MAX_DOCUMENTS)] = Field(
         description="1-1000 documents, each a non-empty string or an object {'text': '...'}."
     )
-    # The minimum is documented only: _check_top_n gives the message naming the document count.
     top_n: int | None = Field(
         default=None,
-        json_schema_extra={"minimum": 1},
-        description="How many results to return, 1..len(documents); default all.",
+        ge=1,
+        description="How many results to return (at least 1); more than the documents returns every document, as "
+        "Cohere's API does. Default: all.",
     )
     return_documents: bool = Field(default=False, description="Return each result's text as 'document': {'text'}.")
     max_tokens_per_doc: int | None = Field(
@@ -180,22 +180,14 @@ class RerankRequest(_Strict):
                 raise ValueError(f"documents[{i}] must be a non-empty string or an object {{'text': '...'}}")
         return value
 
-    @field_validator("top_n")
-    @classmethod
-    def _check_top_n(cls, value: int | None, info: ValidationInfo) -> int | None:
-        documents = info.data.get("documents")
-        if value is not None and documents is not None and not 1 <= value <= len(documents):
-            raise ValueError(f"top_n must be between 1 and the number of documents ({len(documents)})")
-        return value
-
     @property
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]
 
     @property
     def limit(self) -> int:
-        """How many results the caller gets: ``top_n``, or every document."""
-        return self.top_n if self.top_n is not None else len(self.documents)
+        """How many results the caller gets: ``top_n``, at most every document."""
+        return min(self.top_n, len(self.documents)) if self.top_n is not None else len(self.documents)
 
 
 def parse_body(model: type[_Strict], body: bytes) -> Any:

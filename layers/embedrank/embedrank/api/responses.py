@@ -112,6 +112,25 @@ class RerankItem(TypedDict):
 
 
 @with_config(CLOSED)
+class ApiVersion(TypedDict):
+    version: str
+
+
+@with_config(CLOSED)
+class BilledUnits(TypedDict):
+    search_units: NotRequired[int]
+    input_tokens: NotRequired[int]
+
+
+@with_config(CLOSED)
+class RerankMeta(TypedDict):
+    """Cohere's ``meta``, so its SDK's ``response.meta`` is filled: what the provider billed."""
+
+    api_version: ApiVersion
+    billed_units: BilledUnits
+
+
+@with_config(CLOSED)
 class RerankResponse(TypedDict):
     id: Annotated[str, Field(description="The request id (also in the x-request-id header).")]
     object: Literal["list"]
@@ -121,6 +140,7 @@ class RerankResponse(TypedDict):
     usage: Annotated[
         SearchUnitUsage | TokenUsage, Field(description="The unit the provider bills in, and the USD cost.")
     ]
+    meta: RerankMeta
 
 
 # -- account ---------------------------------------------------------------------------------------------------------
@@ -148,6 +168,9 @@ class ModelEntry(TypedDict):
     max_inputs: Annotated[int, Field(description="Inputs per request (documents, for rerank models)")]
     pricing: TokenPricing | SearchPricing
     deployments: NotRequired[Annotated[list[str], Field(description="Routes only: the deployments, in fallback order")]]
+    canonical: NotRequired[
+        Annotated[str, Field(description="Bare names only (a provider's own model name): the catalog id it names")]
+    ]
 
 
 @with_config(CLOSED)

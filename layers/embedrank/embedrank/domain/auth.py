@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..cache import TtlCache
-from ..errors import AuthenticationError, PermissionDenied
+from ..errors import AuthenticationError, InvalidRequest, PermissionDenied
 from ..store.dynamo import Stores
 from .records import KeyRecord, Plan
 
@@ -29,17 +30,43 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def extract_key(headers: Mapping[str, str]) -> str:
-    key = headers.get("x-api-key")
-    if not key:
-        scheme, _, value = (headers.get("authorization") or "").partition(" ")
-        key = value.strip() if scheme.lower() == "bearer" else ""
+class Headers(Protocol):
+    """What the key is read from: Starlette's ``Headers`` (every value of a repeated header)."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+def _one(headers: Headers, name: str) -> str | None:
+    """The header's single value. Sent twice (two headers, or API Gateway's comma-joined value) is a 400: a request
+    carries one credential (RFC 6750, 2), and which one was meant cannot be guessed."""
+    values = headers.getlist(name)
+    if len(values) > 1 or (values and "," in values[0]):
+        raise InvalidRequest(
+            f"The {name} header was sent more than once; send one API key.", code="duplicate_credentials"
+        )
+    return values[0].strip() if values else None
+
+
+def extract_key(headers: Headers) -> str:
+    """The API key, from ``X-API-Key`` or ``Authorization: Bearer``. Both may be sent only when they agree."""
+    api_key = _one(headers, "x-api-key")
+    authorization = _one(headers, "authorization")
+    bearer = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        bearer = value.strip() if scheme.lower() == "bearer" else None
+    if api_key and bearer and api_key != bearer:
+        raise AuthenticationError(
+            "Two different API keys were sent (X-API-Key and Authorization: Bearer); send one.",
+            code="conflicting_credentials",
+        )
+    key = api_key or bearer
     if not key:
         raise AuthenticationError(
             "No API key provided. Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.",
             code="missing_api_key",
         )
-    return key.strip()
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +90,16 @@ class Authenticator:
         self._keys: TtlCache[str, KeyRecord | None] = TtlCache(ttl, clock=clock)
         self._plans: TtlCache[str, Plan | None] = TtlCache(ttl, clock=clock)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def cached(self, headers: Headers) -> Principal | None:
+        """The principal when its key and plan are cached (no I/O), else None: then call ``authenticate``."""
+        key_hash = hash_key(extract_key(headers))
+        found, record = self._keys.peek(key_hash)
+        if not found or record is None or record.status != "active":
+            return None
+        found, plan = self._plans.peek(record.plan)
+        return Principal(record.key_id, record, plan) if found and plan is not None else None
+
+    def authenticate(self, headers: Headers) -> Principal:
         """Synchronous (DynamoDB on a cache miss): call it off the event loop."""
         record = self._keys.get(hash_key(extract_key(headers)), self._stores.get_key)
         if record is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import InvalidRequest, ModelNotFound
 
@@ -91,6 +91,9 @@ class Catalog(BaseModel):
 
     deployments: dict[str, Deployment]
     routes: dict[str, tuple[str, ...]]
+    # Bare names: a provider's own model name ("text-embedding-3-small"), for code written against that provider's
+    # API; only names that one deployment alone carries, so a bare name never picks a provider by guess.
+    _bare: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,19 +123,34 @@ class Catalog(BaseModel):
                     f"route {alias!r} mixes different models {sorted(weights)}: a chain may only hold deployments of "
                     "the same weights, or a fallback would return vectors from another space"
                 )
+        natives: dict[str, list[str]] = {}
+        for deployment in self.deployments.values():
+            natives.setdefault(deployment.native, []).append(deployment.id)
+        ids = {*self.deployments, *self.routes}
+        self._bare = {name: found[0] for name, found in natives.items() if len(found) == 1 and name not in ids}
         return self
 
-    def resolve(self, model: str, kind: Kind) -> tuple[Deployment, ...]:
-        """The chain of deployments that may serve ``model``, in the order to try them."""
-        chain = self.routes.get(model)
-        if chain is not None:
-            found = tuple(self.deployments[d] for d in chain)
-        elif model in self.deployments:
-            found = (self.deployments[model],)
-        else:
+    def canonical(self, model: str) -> str:
+        """The catalog id (a deployment or a route) that ``model`` names: itself, or the deployment of a bare name."""
+        if model in self.deployments or model in self.routes:
+            return model
+        found = self._bare.get(model)
+        if found is None:
             raise ModelNotFound(
-                f"The model '{model}' does not exist. GET /v1/models lists the available models.", param="model"
+                f"The model '{model[:128]}' does not exist. GET /v1/models lists the available models.", param="model"
             )
+        return found
+
+    @property
+    def bare_names(self) -> dict[str, str]:
+        """Bare name -> the deployment it names."""
+        return dict(self._bare)
+
+    def resolve(self, model: str, kind: Kind) -> tuple[Deployment, ...]:
+        """The chain of deployments that may serve ``model`` (an id, a route or a bare name), in the order to try."""
+        model = self.canonical(model)
+        chain = self.routes.get(model)
+        found = tuple(self.deployments[d] for d in chain) if chain is not None else (self.deployments[model],)
         if found[0].kind != kind:
             raise InvalidRequest(
                 f"The model '{model}' is a {found[0].kind} model; it cannot serve {kind} requests.",

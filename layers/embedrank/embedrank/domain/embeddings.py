@@ -22,6 +22,13 @@ from .vectors import Vectors
 AnswerCheck = Callable[[int, int], None]
 
 
+def reserve_tokens(texts: Sequence[str]) -> int:
+    """Tokens to hold against the budget before the call: one per 2 UTF-8 bytes and one more per text, more than
+    real tokenizers produce (~4 bytes per token in English, ~3 in most other scripts), so a budget is not overrun by
+    concurrent requests whose cost is not known yet."""
+    return sum(len(text.encode("utf-8")) // 2 + 1 for text in texts)
+
+
 def batch_spans(
     inputs: Sequence[str] | Sequence[list[int]], max_inputs: int, max_tokens: int | None
 ) -> list[tuple[int, int]]:
@@ -56,12 +63,24 @@ class EmbedOutcome:
     estimated: bool
 
 
-async def embed(
+@dataclass(frozen=True, slots=True)
+class EmbedPlan:
+    """A request checked against the catalog and the caller's plan, before anything is spent."""
+
+    request: EmbeddingRequest
+    model: str  # the catalog id the request named (a bare name resolved)
+    chain: tuple[Deployment, ...]
+    estimate: float  # USD: the most the dearest deployment of the chain can bill for it
+
+
+def plan(
     gateway: Gateway, request: EmbeddingRequest, principal: Principal, check: AnswerCheck | None = None
-) -> EmbedOutcome:
-    """``check`` refuses, before any provider call, an answer the API could not send."""
-    chain = gateway.catalog.resolve(request.model, "embedding")
-    principal.require_model(request.model)
+) -> EmbedPlan:
+    """Everything refused before a provider is called: an unknown model (404), one outside the plan (403), options a
+    deployment cannot take (400), an answer the API could not send (``check``)."""
+    model = gateway.catalog.canonical(request.model)
+    chain = gateway.catalog.resolve(model, "embedding")
+    principal.require_model(model)
     if request.texts is None:
         unsupported = sorted({d.provider for d in chain if not gateway.registry.embedding(d.provider).accepts_tokens})
         if unsupported:
@@ -72,11 +91,20 @@ async def embed(
                 param="input",
                 code="token_input_unsupported",
             )
-    # Unsupported dimensions, and answers too big to send, are refused before any provider call.
     width = max(deployment.resolve_dimensions(request.dimensions)[0] for deployment in chain)
     if check is not None:
         check(request.count, width)
-    return await gateway.over_chain(chain, lambda d: _embed_on(gateway, d, request))
+    if request.texts is not None:
+        tokens = reserve_tokens(request.texts)
+        prefix = {d.id: max(d.prompts.values(), key=len, default="") for d in chain}  # prompt-based models
+        estimate = max(d.embedding_cost(tokens + reserve_tokens([prefix[d.id]]) * request.count) for d in chain)
+    else:
+        estimate = max(d.embedding_cost(sum(len(t) for t in request.token_arrays)) for d in chain)
+    return EmbedPlan(request, model, chain, estimate)
+
+
+async def embed(gateway: Gateway, planned: EmbedPlan) -> EmbedOutcome:
+    return await gateway.over_chain(planned.chain, lambda d: _embed_on(gateway, d, planned.request))
 
 
 async def _embed_on(gateway: Gateway, deployment: Deployment, request: EmbeddingRequest) -> EmbedOutcome:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ..config import Settings
-from ..errors import EmbedrankError, ProviderNotConfigured, UpstreamError, UpstreamUnavailable
+from ..errors import CircuitOpen, EmbedrankError, ProviderNotConfigured, UpstreamError
 from ..providers import Registry
 from ..store.secrets import CredentialStore
 from .catalog import Catalog, Deployment
@@ -51,11 +51,14 @@ class Gateway:
         """Try each deployment of a route in order; move on only after a fault that is not the caller's.
 
         A deployment whose circuit is open is skipped without a call; when every deployment is skipped or failed,
-        the last fault (or a 502 saying the circuits are open) is the answer.
+        the last fault is the answer, or, when none was called, a 503 saying when the next probe goes.
         """
         failure: EmbedrankError | None = None
+        waits: list[float] = []
+        deadline = current_budget(self.settings.request_deadline).deadline
         for deployment in chain:
-            if not self.breakers.allow(deployment.id):
+            if not await self.breakers.acquire(deployment.id, deadline):
+                waits.append(self.breakers.retry_after(deployment.id))
                 continue
             try:
                 return await attempt(deployment)
@@ -67,11 +70,11 @@ class Gateway:
                 failure = exc
         if failure is not None:
             raise failure
-        raise UpstreamUnavailable(
-            f"Every deployment of this model failed repeatedly; calls are paused for up to "
-            f"{self.breakers.cooldown:.0f} s before the next probe.",
-            code="circuit_open",
-            retry_after=self.breakers.cooldown,
+        wait = min(waits, default=self.breakers.cooldown)
+        raise CircuitOpen(
+            f"Every deployment of this model failed repeatedly; the gateway pauses calls to it for {wait:.0f} s "
+            "more, then lets one probe through.",
+            retry_after=wait,
         )
 
     async def call[R](self, deployment: Deployment, work: Callable[[float], Awaitable[R]]) -> R:
@@ -92,8 +95,13 @@ class Gateway:
         try:
             result = await self.policy.run(attempt, budget.deadline, budget.count)
         except UpstreamError as exc:
-            if exc.retryable:
+            if exc.retryable or exc.code == "provider_malformed_response":
                 self.breakers.failure(deployment.id)
+            else:  # the provider answered, refusing the request or the gateway's key: it is up
+                self.breakers.success(deployment.id)
+            raise
+        except BaseException:
+            self.breakers.abandon(deployment.id)
             raise
         self.breakers.success(deployment.id)
         return result

@@ -1,22 +1,29 @@
 """Plan enforcement on the hot path: request and token rate limits and the monthly budget, global across containers.
 
-Admission is one conditional ``UpdateItem`` on the key's meter item for the day (see ``stores.py``): it adds 1 to
-the minute, hour and day request counters only if every counter is below its limit, the minute's tokens are below
-``tokens_per_minute`` and the month's spend is below the budget. DynamoDB applies a conditional update to one item
-atomically, so concurrent containers can never admit more than the limit, and there is no read-then-write. The
-update returns the new counters, which gives the exact ``x-ratelimit-remaining-*``; a refused update changes nothing
-and returns the counters as they stood, which names the limit that was hit.
+Admission is one conditional ``UpdateItem`` on the key's meter item for the day (``store/dynamo.py``): it adds 1 to
+the minute, hour and day request counters, and the request's estimated cost to the day's spend, only if every counter
+is below its limit, the minute's tokens are below ``tokens_per_minute`` and the month's spend plus that estimate is
+below the budget. DynamoDB applies a conditional update to one item atomically, so concurrent containers can never
+admit more than the limit or reserve more than the budget, and there is no read-then-write. The update returns the
+new counters, which gives the exact ``x-ratelimit-remaining-*``; a refused update changes nothing and returns the
+counters as they stood, which names the limit that was hit.
+
+**The budget holds under concurrency.** Each billable request reserves its estimated cost at admission (tokens
+estimated from the text at 2 UTF-8 bytes per token, more than real tokenizers produce; rerank search units exactly;
+the dearest deployment of a route), and its usage write settles the meter to the provider-reported cost, in the same
+``TransactWriteItems`` it makes anyway: no extra AWS call. So requests in flight count against the budget, and it can
+only be exceeded by what the providers bill beyond the estimate (a text that tokenizes at more than one token per two
+bytes), never by concurrency.
 
 The budget is monthly but the meter is daily (one item a day keeps its counters small), so the condition is "today's
-spend < budget - spend before today". Spend before today no longer changes, so each container reads it once per key
-and day (one ``TransactGetItems`` of the month total and today's meter) and keeps it; every other request makes one
-call. A budget of 0 still admits requests while nothing was spent, so a key can list its models and usage.
+spend and reservations + this reservation < budget - spend before today". Spend before today no longer changes, so
+each container reads it once per key and day (one ``TransactGetItems`` of the month total and today's meter) and
+keeps it; every other request makes one call.
 
 Windows are calendar windows in UTC (the minute, hour and day a request starts in), so a counter resets at the
 window's boundary and ``Retry-After`` is the time to that boundary. Tokens are only known after the provider
 answered: the usage write adds them to the minute's token counter, and admission checks the tokens spent so far
-in the minute (a request may overshoot ``tokens_per_minute`` once; the next one waits). Likewise the budget is
-checked against the spend so far, so the request that crosses it completes, and the ones after it are refused.
+in the minute (a request may overshoot ``tokens_per_minute`` once; the next one waits).
 """
 
 from __future__ import annotations
@@ -81,9 +88,12 @@ def month_reset_after(now: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What one admission saw: the ``x-ratelimit-*`` headers every authenticated response carries."""
+    """What one admission saw (the ``x-ratelimit-*`` headers every authenticated response carries) and what it held
+    against the budget, on which day's meter: the usage write settles it there."""
 
     headers: dict[str, str]
+    day: str = ""
+    reserved: float = 0.0
 
 
 class Limiter:
@@ -93,11 +103,12 @@ class Limiter:
         # (key_id, day) -> USD spent this month before that day: it no longer changes, so it is read once a day.
         self._spent_before: TtlCache[tuple[str, str], float] = TtlCache(ttl=86_400)
 
-    def admit(self, principal: Principal, *, billable: bool) -> Admission | None:
+    def admit(self, principal: Principal, *, billable: bool, reserve: float = 0.0) -> Admission | None:
         """Synchronous (one DynamoDB call): call it off the event loop. Raises ``RateLimited`` when refused.
 
-        ``billable`` requests (embeddings, rerank) are also held to the budget; account requests (models, usage)
-        are not, so a key over budget can still see what it spent. None when the plan sets no limits at all.
+        ``billable`` requests (embeddings, rerank) are also held to the budget, their estimated cost (``reserve``,
+        USD) reserved in the same atomic update; account requests (models, usage) are not, so a key over budget can
+        still see what it spent. None when the plan sets no limits at all.
         """
         limits = principal.plan.limits
         budget = principal.key.monthly_budget
@@ -120,14 +131,15 @@ class Limiter:
                 counters=[names[w] for w in REQUEST_WINDOWS],
                 bounds=bounds,
                 spend_left=None if budget is None else budget - before,
-                allow_unspent=before <= 0,
+                reserve=0.0 if budget is None else reserve,
                 stale=stale_counters(now),
             )
         )
         headers = rate_headers(limits, result, now, names)
         if not result.admitted:
-            raise refusal(principal, result, now, None if budget is None else (budget, before), headers)
-        return Admission(headers)
+            held = None if budget is None else (budget, before, reserve)
+            raise refusal(principal, result, now, held, headers)
+        return Admission(headers, day, 0.0 if budget is None else reserve)
 
     def spent_before(self, key_id: str, day: str) -> float:
         return self._spent_before.get((key_id, day), self._load_spent_before)
@@ -176,7 +188,7 @@ def refusal(
     principal: Principal,
     result: MeterResult,
     now: datetime,
-    budget: tuple[float, float] | None,  # (budget, spent before today), USD
+    budget: tuple[float, float, float] | None,  # (budget, spent before today, this request's reservation), USD
     headers: dict[str, str],
 ) -> RateLimited:
     """The error for a refused admission, naming the limit that was hit; when several were, the one that resets
@@ -189,10 +201,11 @@ def refusal(
             per = w.limit.rsplit("_", 1)[1]
             hit.append((w.reset_after(now), w.limit, f"{limits[w.limit]} {unit} per {per}"))
     if budget is not None:
-        allowed, before = budget
-        spent = before + values.get("cost", 0.0)
-        if spent > 0 and spent >= allowed:
-            hit.append((month_reset_after(now), BUDGET, f"the monthly budget of ${allowed:g} (spent ${spent:.4f})"))
+        allowed, before, reserve = budget
+        spent = before + values.get("cost", 0.0)  # reservations of requests still in flight included
+        if spent + reserve > allowed:
+            what = f"the monthly budget of ${allowed:g} (spent or reserved ${spent:.4f}; this request ${reserve:.4f})"
+            hit.append((month_reset_after(now), BUDGET, what))
     # ALL_OLD is the item the condition saw, so something is always hit; the fallback keeps a refusal a clean 429.
     retry, limit, what = max(hit) if hit else (MINUTE.reset_after(now), MINUTE.limit, "the request rate limit")
     return RateLimited(

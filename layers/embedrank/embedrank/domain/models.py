@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..api.requests import MAX_DOCUMENTS
 from ..api.responses import ModelEntry, ModelList, SearchPricing, TokenPricing
+from ..errors import ModelNotFound
 from .catalog import Catalog, Deployment
 from .records import Plan
 
@@ -32,13 +33,35 @@ def _model_entry(model_id: str, chain: tuple[Deployment, ...], *, route: bool) -
 
 
 def visible_models(catalog: Catalog, plan: Plan) -> ModelList:
-    """``GET /v1/models``: the catalog's deployments and routes that ``plan`` allows, in OpenAI's list shape.
+    """``GET /v1/models``: the catalog's deployments and routes that ``plan`` allows, in OpenAI's list shape, then the
+    bare names of those deployments (``text-embedding-3-small``), each naming its ``canonical`` id.
 
     A route is described by the first deployment of its chain (the one normally serving it)."""
-    data = []
-    for model_id in catalog.model_ids():
-        if plan.allows(model_id):
-            chain = catalog.routes.get(model_id)
-            deployments = tuple(catalog.deployments[d] for d in chain) if chain else (catalog.deployments[model_id],)
-            data.append(_model_entry(model_id, deployments, route=chain is not None))
+    data = [_entry(catalog, model_id) for model_id in catalog.model_ids() if plan.allows(model_id)]
+    data += [_entry(catalog, bare) for bare, model_id in catalog.bare_names.items() if plan.allows(model_id)]
     return {"object": "list", "data": data}
+
+
+def model_entry(catalog: Catalog, plan: Plan, model: str) -> ModelEntry:
+    """``GET /v1/models/{id}``: one model the plan allows; any other id is a 404, as for a model that does not exist
+    (what a key may not use is not shown to it)."""
+    try:
+        canonical = catalog.canonical(model)
+    except ModelNotFound:
+        canonical = None
+    if canonical is None or not plan.allows(canonical):
+        raise ModelNotFound(
+            f"The model '{model[:128]}' does not exist or is not in your plan. GET /v1/models lists yours.",
+            param="model",
+        )
+    return _entry(catalog, model)
+
+
+def _entry(catalog: Catalog, model: str) -> ModelEntry:
+    canonical = catalog.canonical(model)
+    chain = catalog.routes.get(canonical)
+    deployments = tuple(catalog.deployments[d] for d in chain) if chain else (catalog.deployments[canonical],)
+    entry = _model_entry(model, deployments, route=chain is not None)
+    if canonical != model:
+        entry["canonical"] = canonical
+    return entry

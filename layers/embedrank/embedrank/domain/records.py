@@ -58,6 +58,9 @@ class UsageRecord:
     search_units: int = 0
     cost: float = 0.0
     estimated: bool = False
+    # What admission held against the budget (USD) and on which day's meter: the usage write settles it there.
+    reserved: float = 0.0
+    meter_day: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ class MeterUpdate:
     counters: Sequence[str]  # attributes to ADD 1 to
     bounds: dict[str, float]  # attribute -> admitted only while absent or below this
     spend_left: float | None = None  # USD: admitted only while the day's spend is below it (None: no budget)
-    allow_unspent: bool = False  # with a budget: also admitted while nothing at all was spent (see limits.py)
+    reserve: float = 0.0  # USD: this request's estimated cost, held against the budget until its usage is written
     stale: Sequence[str] = ()  # expired window counters to REMOVE
 
 

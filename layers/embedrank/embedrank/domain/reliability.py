@@ -118,35 +118,70 @@ class RetryPolicy:
 class _Circuit:
     failures: int = 0
     open_until: float = 0.0
-    probing: bool = False
+    probe: asyncio.Future[bool] | None = None  # the half-open probe in flight; True once it succeeded
 
 
 @dataclass
 class Breakers:
+    """One circuit per deployment, in this container.
+
+    Closed, every call goes ahead. After ``threshold`` consecutive failures it is open for ``cooldown`` seconds:
+    calls are declined at once (``retry_after`` says for how long). Then the first call is the probe; calls that
+    arrive while it is in flight wait for its outcome, within their own deadline, instead of failing: a provider that
+    recovered serves them all, one that did not re-opens the circuit for another cooldown.
+    """
+
     threshold: int = 5
     cooldown: float = 60.0
     clock: Callable[[], float] = time.monotonic
     _circuits: dict[str, _Circuit] = field(default_factory=dict)
 
-    def allow(self, key: str) -> bool:
-        """Whether a call to ``key`` may go ahead now (closed, or the one probe of a half-open circuit)."""
+    async def acquire(self, key: str, deadline: Deadline) -> bool:
+        """Whether a call to ``key`` may go ahead now, waiting for a probe in flight; False: the circuit is open."""
         circuit = self._circuits.get(key)
         if circuit is None or circuit.failures < self.threshold:
             return True
-        if self.clock() < circuit.open_until or circuit.probing:
+        if self.clock() < circuit.open_until:
             return False
-        circuit.probing = True
-        return True
+        probe = circuit.probe
+        loop = asyncio.get_running_loop()
+        if probe is None or probe.done() or probe.get_loop() is not loop:
+            circuit.probe = loop.create_future()  # this call is the probe
+            return True
+        try:
+            async with asyncio.timeout(max(0.0, deadline.remaining())):
+                return await asyncio.shield(probe)
+        except TimeoutError:
+            return False
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until an open circuit lets its next probe through (0 when it is not open)."""
+        circuit = self._circuits.get(key)
+        return max(0.0, circuit.open_until - self.clock()) if circuit is not None else 0.0
 
     def success(self, key: str) -> None:
-        self._circuits.pop(key, None)
+        circuit = self._circuits.pop(key, None)
+        if circuit is not None and circuit.probe is not None and not circuit.probe.done():
+            circuit.probe.set_result(True)
 
     def failure(self, key: str) -> None:
         circuit = self._circuits.setdefault(key, _Circuit())
         circuit.failures += 1
-        circuit.probing = False
         if circuit.failures >= self.threshold:
             circuit.open_until = self.clock() + self.cooldown
+        self._settle_probe(circuit)
+
+    def abandon(self, key: str) -> None:
+        """A call that ended without a verdict on the provider (cancelled, a bug): the next call probes instead."""
+        circuit = self._circuits.get(key)
+        if circuit is not None:
+            self._settle_probe(circuit)
+
+    @staticmethod
+    def _settle_probe(circuit: _Circuit) -> None:
+        if circuit.probe is not None and not circuit.probe.done():
+            circuit.probe.set_result(False)
+        circuit.probe = None
 
     def is_open(self, key: str) -> bool:
         circuit = self._circuits.get(key)

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..api.requests import RerankRequest
-from ..api.responses import RerankItem, SearchUnitUsage, TokenUsage
+from ..api.responses import BilledUnits, RerankItem, RerankMeta, SearchUnitUsage, TokenUsage
 from ..errors import InvalidRequest, UpstreamError
 from ..providers import RerankAdapter
-from ..providers.calls import RerankCall, RerankResult
+from ..providers.calls import RerankCall, RerankResult, search_units
 from .auth import Principal
 from .catalog import Deployment
+from .embeddings import reserve_tokens
 from .gateway import Gateway
 
 # Called with (texts, top_n) before any provider call when the documents come back: the API's check that they fit.
@@ -39,6 +40,15 @@ class RerankOutcome:
             return {"search_units": self.search_units, "cost": self.cost}
         return {"total_tokens": self.tokens, "cost": self.cost}
 
+    def meta(self) -> RerankMeta:
+        """Cohere's ``meta`` block, in the unit the provider bills in."""
+        billed: BilledUnits = (
+            {"search_units": self.search_units}
+            if self.deployment.billing == "search_units"
+            else {"input_tokens": self.tokens}
+        )
+        return {"api_version": {"version": "2"}, "billed_units": billed}
+
     def items(self) -> list[RerankItem]:
         items: list[RerankItem] = [{"index": i, "relevance_score": score} for i, score in self.results]
         if self.documents is not None:
@@ -47,16 +57,49 @@ class RerankOutcome:
         return items
 
 
-async def rerank(
+# Cohere bills a document as one more "document" of a search unit for every 500 tokens it holds with the query.
+TOKENS_PER_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RerankPlan:
+    """A request checked against the catalog and the caller's plan, before anything is spent."""
+
+    request: RerankRequest
+    model: str  # the catalog id the request named (a bare name resolved)
+    chain: tuple[Deployment, ...]
+    estimate: float  # USD: the most the dearest deployment of the chain can bill for it
+
+
+def plan(
     gateway: Gateway, request: RerankRequest, principal: Principal, check: DocumentsCheck | None = None
-) -> RerankOutcome:
-    chain = gateway.catalog.resolve(request.model, "rerank")
-    principal.require_model(request.model)
+) -> RerankPlan:
+    """Everything refused before a provider is called: unknown model, outside the plan, over a deployment's limits,
+    documents that could not be sent back (``check``)."""
+    model = gateway.catalog.canonical(request.model)
+    chain = gateway.catalog.resolve(model, "rerank")
+    principal.require_model(model)
     for deployment in chain:  # reject what any deployment cannot take before any provider call
         _check_limits(deployment, request, gateway.registry.rerank(deployment.provider))
     if request.return_documents and check is not None:  # echoed texts are the only part of an answer that can grow
         check(request.texts, request.limit)
-    return await gateway.over_chain(chain, lambda d: _rerank_on(gateway, d, request))
+    return RerankPlan(request, model, chain, max(_estimate(d, request) for d in chain))
+
+
+def _estimate(deployment: Deployment, request: RerankRequest) -> float:
+    """The most a deployment can bill: search units counted as the provider counts them (documents split every 500
+    tokens with the query, 100 to a unit), tokens at 2 bytes each (``embeddings.reserve_tokens``)."""
+    query = reserve_tokens([request.query])
+    per_document = [query + reserve_tokens([text]) for text in request.texts]
+    if deployment.billing == "search_units":
+        cap = deployment.max_tokens_per_doc  # documents are cut there before they are split
+        chunks = sum(-(-min(t, cap or t) // TOKENS_PER_CHUNK) for t in per_document)
+        return deployment.rerank_cost(tokens=0, search_units=search_units(chunks))
+    return deployment.rerank_cost(tokens=sum(per_document), search_units=0)
+
+
+async def rerank(gateway: Gateway, planned: RerankPlan) -> RerankOutcome:
+    return await gateway.over_chain(planned.chain, lambda d: _rerank_on(gateway, d, planned.request))
 
 
 def _check_limits(deployment: Deployment, request: RerankRequest, adapter: RerankAdapter) -> None:

@@ -107,7 +107,7 @@ class Meter:
                 return self._stores.write_usage(
                     record,
                     self.expires_at(record),
-                    meter_expiry(record.timestamp[:10]),
+                    meter_expiry(record.meter_day or record.timestamp[:10]),
                     self.rollup_model(record.model),
                     live=live,
                 )

@@ -95,11 +95,22 @@ class Adapter:
         arrays = iter(spans)  # in document order, like ``data``; a 0 marks where each array was cut out
         rows = sorted(
             (
-                (int(item["index"]), next(arrays) if item["embedding"] == 0 else item["embedding"])
+                (item["index"], next(arrays) if item["embedding"] == 0 else item["embedding"])
                 for item in payload["data"]
             ),
-            key=lambda row: row[0],
+            key=lambda row: row[0] if isinstance(row[0], int) else -1,
         )
+        # Each input's vector under its own index: 0..n-1, each once. A repeat or a gap would put a vector in another
+        # input's place and still look like an answer.
+        indices = [index for index, _ in rows]
+        if indices != list(range(call.count)) or not all(type(i) is int for i in indices):
+            shown = ", ".join(str(i) for i in indices[:8]) + (", ..." if len(indices) > 8 else "")
+            raise UpstreamError(
+                f"{self.provider} answered with embedding indices [{shown}] for {call.count} inputs; each of "
+                f"0..{call.count - 1} must appear once.",
+                provider=self.provider,
+                code="provider_malformed_response",
+            )
         items = [value for _, value in rows]
         if all(isinstance(v, bytes) for v in items):
             vectors = Vectors("json", items)

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
+from ..errors import ProviderRejected, UpstreamError, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -41,6 +41,9 @@ CODINGS = {
 # Inflated at most this much per step: zlib's output buffer is joined at the end of each step (twice its size).
 INFLATE_STEP = 1024 * 1024
 ERROR_BODY_LIMIT = 64 * 1024  # of an error answer, only its message is used
+# A provider's verdict on the request itself (a bad input, a context overflow, a model it does not serve): the
+# caller's to fix, a 400 (``ProviderRejected``). Any other 4xx is the gateway's or the provider's problem: a 502.
+REJECTED = frozenset({400, 404, 422})
 MESSAGE_CHARS = 500
 
 
@@ -195,7 +198,9 @@ def status_error(provider: str, status: int, content: bytes, headers: Mapping[st
         )
     if status < 400:
         return UpstreamError(f"{provider} answered HTTP {status} instead of a result.", **kwargs)
-    return UpstreamError(text, code="provider_rejected_request", **kwargs)
+    if status in REJECTED:
+        return ProviderRejected(text, **kwargs)
+    return UpstreamError(text, **kwargs)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -44,6 +44,9 @@ class Adapter(BaseAdapter):
         answer = await self.post(url, body, headers, timeout=call.timeout, limit=call.answer_limit)
         if not isinstance(answer, list) or len(answer) != len(texts):
             raise ValueError(f"expected a list of {len(texts)} scores")
+        # Indices are the batch's own: each of 0..len(texts)-1 once, or a score lands on another batch's document.
+        if sorted(item["index"] for item in answer) != list(range(len(texts))):
+            raise ValueError(f"the scores' indices are not each of 0..{len(texts) - 1} once")
         return answer
 
 

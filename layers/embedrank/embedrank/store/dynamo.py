@@ -258,19 +258,20 @@ class Stores:
         for i, (attribute, bound) in enumerate(update.bounds.items()):
             values[f":b{i}"] = _n(bound)
             conditions.append(f"(attribute_not_exists({attribute}) OR {attribute} < :b{i})")
+        adds = [f"{c} :one" for c in update.counters]
         if update.spend_left is not None:
+            # Admitted only while today's spend (reservations in flight included) plus this request's reservation
+            # stays within what is left of the budget; the reservation is added in the same atomic update.
             names["#cost"] = COST
-            branches = []
-            if update.spend_left > 0:
-                values[":left"] = _n(round(update.spend_left * NANO))
-                branches.append("attribute_not_exists(#cost) OR #cost < :left")
-            if update.allow_unspent or not branches:
-                values[":zero"] = _n(0)
-            if update.allow_unspent:
-                branches.append("attribute_not_exists(#cost) OR #cost <= :zero")
-            # No branch: the budget is gone; a condition that cannot hold still returns the counters for headers.
-            conditions.append(f"({' OR '.join(branches)})" if branches else "#cost < :zero")
-        expression = "ADD " + ", ".join(f"{c} :one" for c in update.counters) + " SET #exp = :exp"
+            cap = round(update.spend_left * NANO) - round(update.reserve * NANO)
+            values[":cap"] = _n(cap)
+            # cap < 0: the budget cannot take this request; a condition that cannot hold still returns the
+            # counters for the headers.
+            conditions.append("(attribute_not_exists(#cost) OR #cost <= :cap)" if cap >= 0 else "#cost <= :cap")
+            if update.reserve > 0:
+                values[":reserve"] = _n(round(update.reserve * NANO))
+                adds.append("#cost :reserve")
+        expression = "ADD " + ", ".join(adds) + " SET #exp = :exp"
         if update.stale:
             expression += " REMOVE " + ", ".join(update.stale)
         params: dict[str, Any] = {
@@ -323,8 +324,9 @@ class Stores:
         self, record: UsageRecord, expires_at: int, meter_expires_at: int, rollup_model: str, *, live: bool = True
     ) -> bool:
         """The one usage write, one ``TransactWriteItems``: the request record, its day and month rollups, the
-        month total, and the day's meter (spend for the budget, tokens for the minute's token counter). Returns
-        False for a replay: the record exists already, so nothing is counted twice."""
+        month total, and the day's meter (spend for the budget, tokens for the minute's token counter). The meter
+        of the day the request was admitted gets the cost less what admission reserved there, which settles the
+        reservation. Returns False for a replay: the record exists already, so nothing is counted twice."""
         pk = {"S": KEY_PREFIX + record.key_id}
         ts = record.timestamp
         day, month, minute = ts[:10], ts[:7], "t" + ts[11:13] + ts[14:16]
@@ -355,7 +357,8 @@ class Stores:
         if live:  # a replayed record is older than the key's latest use: it leaves ``last_used`` alone
             total_set += ", #last = :ts"
             total_names["#last"], total_values[":ts"] = "last_used", {"S": ts}
-        meter_adds = f"#{COST} :{COST}" + (f", {minute} :tokens" if record.tokens else "")
+        meter_adds = f"#{COST} :settle" + (f", {minute} :tokens" if record.tokens else "")
+        settle = _n(round(record.cost * NANO) - round(record.reserved * NANO))
         items: list[Any] = [
             {
                 "Put": {
@@ -378,11 +381,11 @@ class Stores:
             {
                 "Update": {
                     "TableName": self.settings.usage_table,
-                    "Key": {"pk": pk, "sk": {"S": f"meter#{day}"}},
+                    "Key": {"pk": pk, "sk": {"S": f"meter#{record.meter_day or day}"}},
                     "UpdateExpression": f"ADD {meter_adds} SET #exp = if_not_exists(#exp, :exp)",
                     "ExpressionAttributeNames": {f"#{COST}": COST, "#exp": TTL},
                     "ExpressionAttributeValues": {
-                        f":{COST}": values[f":{COST}"],
+                        ":settle": settle,
                         ":exp": _n(meter_expires_at),
                         **({":tokens": values[":tokens"]} if record.tokens else {}),
                     },

@@ -19,12 +19,15 @@ from ..errors import ProviderNotConfigured
 from .dynamo import unavailable
 
 Entries = dict[str, Credentials]
+MIN_SECRET = 6  # shorter "keys" (a placeholder such as "none") are not secrets worth mangling messages for
 
 
 class CredentialStore:
     def __init__(self, secret_name: str, max_age: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.secret_name = secret_name
         self._cache: TtlCache[str, Entries] = TtlCache(max_age, maxsize=1, clock=clock)
+        # Every key ever read in this container, a rotated one included: redacted from provider text for good.
+        self._secrets: set[str] = set()
 
     def _load(self, name: str) -> Entries:
         from aws_lambda_powertools.utilities import parameters
@@ -50,6 +53,7 @@ class CredentialStore:
                 entries[provider_id] = Credentials(
                     str(entry.get("api_key") or ""), entry.get("base_url") or None, extra
                 )
+        self._secrets.update(c.api_key for c in entries.values() if len(c.api_key) >= MIN_SECRET)
         return entries
 
     def cached(self, provider: str) -> tuple[bool, Credentials | None]:
@@ -67,6 +71,13 @@ class CredentialStore:
     def configured(self) -> Entries:
         """Every provider entry (synchronous, like ``get``): the values whose text never leaves the gateway."""
         return self._cache.get(self.secret_name, self._load)
+
+    def redact(self, text: str) -> str:
+        """``text`` without any configured provider key in it: a provider's error may quote the key it was sent."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
 
     def clear(self) -> None:
         self._cache.clear()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ...errors import (
     EmbedrankError,
     ProviderNotConfigured,
+    ProviderRejected,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -27,10 +28,10 @@ PROVIDER = "bedrock"
 CLIENT_ERRORS: dict[str, tuple[type[UpstreamError], str | None]] = {
     "ThrottlingException": (UpstreamRateLimited, None),
     "ServiceQuotaExceededException": (UpstreamRateLimited, None),
-    "ValidationException": (UpstreamError, "provider_rejected_request"),
+    "ValidationException": (ProviderRejected, None),
     "AccessDeniedException": (UpstreamError, "provider_auth_failed"),
     "UnrecognizedClientException": (UpstreamError, "provider_auth_failed"),
-    "ResourceNotFoundException": (UpstreamError, "provider_rejected_request"),
+    "ResourceNotFoundException": (ProviderRejected, None),
     "ModelTimeoutException": (UpstreamTimeout, None),
     "ModelNotReadyException": (UpstreamUnavailable, None),
     "ServiceUnavailableException": (UpstreamUnavailable, None),
