@@ -138,3 +138,71 @@ def layer_size() -> dict[str, Any]:
         "embedrank_bytes": tree_size(layer / "embedrank")[0],
         "largest": {name: round(size / 1_000_000, 2) for name, size in largest},
     }
+
+
+def streaming_handlers(paths: dict[str, Path]) -> dict[str, Path]:
+    """The handlers whose function streams in the default deployment (a ``run.sh`` beside them)."""
+    return {name: path for name, path in paths.items() if (path.parent / "run.sh").is_file()}
+
+
+def _ready_ms(command: list[str], env: dict[str, str], port: int | None) -> float:
+    """Spawn to ready: the handler imported (buffered: the process prints a line then), or the first HTTP answer on
+    ``port``, polled every 10 ms as the Lambda Web Adapter's readiness check polls."""
+    import http.client
+    import time
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        if port is None:
+            assert proc.stdout is not None
+            if not proc.stdout.readline():
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "import failed")
+            return (time.perf_counter() - started) * 1000
+        while proc.poll() is None:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                conn.close()
+                return (time.perf_counter() - started) * 1000
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "uvicorn exited")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def ready_times(paths: dict[str, Path], runs: int, layer: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Per streaming function, spawn to ready in each deployment mode, from the same layer (round robin, median):
+
+    - buffered: a fresh interpreter importing the handler (what the Python runtime does before the first event);
+    - streaming: run.sh's command, uvicorn serving the handler's app, up to its first answer on ``/`` (what the Lambda
+      Web Adapter waits for before the first event; the adapter's own start, a compiled extension, is not here).
+    """
+    from .client import free_port
+
+    env = {k: v for k, v in python_env().items() if not k.startswith(("AWS_LAMBDA", "POWERTOOLS_TRACE"))}
+    env.update(LAMBDA_ENV, PYTHONDONTWRITEBYTECODE="1" if layer is not None else "0")
+    samples: dict[str, dict[str, list[float]]] = {name: {"buffered": [], "streaming": []} for name in paths}
+    for run in range(runs + 1):  # a first, unmeasured run reads the files into the page cache
+        for name, path in paths.items():
+            mode_env = {**env, "LAMBDA_TASK_ROOT": str(path.parent), "PYTHONPATH": f"{path.parent}:{layer or LAYER}"}
+            port = free_port()
+            imported = f"import {path.stem}; print('ready', flush=True); import time; time.sleep(60)"
+            buffered = _ready_ms([sys.executable, "-c", imported], mode_env, None)
+            streaming = _ready_ms(
+                [sys.executable, "-m", "uvicorn", f"{path.stem}:app", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-access-log", "--lifespan", "off", "--log-level", "warning"],
+                mode_env,
+                port,
+            )  # fmt: skip
+            if run:
+                samples[name]["buffered"].append(buffered)
+                samples[name]["streaming"].append(streaming)
+    return {
+        name: {mode: round(statistics.median(values), 1) for mode, values in modes.items()} | {"runs": runs}
+        for name, modes in samples.items()
+    }

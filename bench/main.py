@@ -105,6 +105,8 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
     if "memory" in parts:
         log("peak memory while refusing a 1 GiB answer ...")
         result["memory"] = {"plain": run_json("memory"), "gzip": run_json("memory", "--gzip")}
+        log("peak memory while streaming 2048 x 3072 vectors ...")
+        result["stream_memory"] = run_json("stream_memory")
     if "http2" in parts and sizes.http2_runs:
         log("fan-out over HTTP/1.1 and HTTP/2 (TLS, hypercorn) ...")
         result["http2"] = run_json("http2", "--runs", str(sizes.http2_runs))
@@ -124,6 +126,8 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
             for name in modules:
                 imports[name]["no_pyc"] = bare[name]
         result["cold_start"] = {"imports": imports, "from_built_layer": layer is not None}
+        log("cold start to ready, buffered vs streaming ...")
+        result["cold_start"]["ready"] = coldstart.ready_times(coldstart.streaming_handlers(modules), half, layer)
         if sizes.layer:
             log(f"layer build for Lambda (make build-EmbedrankLayer, {coldstart.LAMBDA_PLATFORM}) ...")
             result["cold_start"]["layer"] = coldstart.layer_size()

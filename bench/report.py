@@ -22,6 +22,7 @@ IMPORT_MS = 300.0
 LAYER_MB = 20.0
 FANOUT_SPEEDUP = 5.0
 MEMORY_MIB = 100.0
+STREAM_MEMORY_RATIO = 2.5  # peak growth while streaming an answer, in answers' sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,21 @@ def _memory(memory: dict[str, Any]) -> list[Line]:
     return out
 
 
+def _stream_memory(rows: list[dict[str, Any]]) -> list[Line]:
+    out = []
+    for row in rows:
+        figure = (
+            f"streaming deployment, peak memory growth writing {row['inputs']} x {row['dimensions']} as "
+            f"{row['encoding']} (x the answer's size)"
+        )
+        detail = f"{row['peak_growth_mib']:g} MiB for a {row['answer_mib']:g} MiB answer, HTTP {row['status']}"
+        if row["encoding"] == "float":
+            out.append(budget(figure, row["ratio"], "×", STREAM_MEMORY_RATIO, detail))
+        else:
+            out.append(info(figure, f"{row['ratio']:g} × ({detail})"))
+    return out
+
+
 def _http2(h2: dict[str, Any]) -> list[Line]:
     figure = (
         f"fan-out {h2['inputs']} inputs in {h2['calls']} calls, {h2['delay_ms']:g} ms delay, TLS: HTTP/1.1 vs HTTP/2"
@@ -140,6 +156,13 @@ def _cold(cold: dict[str, Any]) -> list[Line]:
             extra += f"; the same layer without its .pyc: {row['no_pyc']['median_ms']:.0f} ms"
         figure = f"cold import `{name}` (Lambda env, {source}; median of {row['lambda']['runs']})"
         out.append(budget(figure, round(row["lambda"]["median_ms"]), "ms", IMPORT_MS, extra))
+    for name, row in cold.get("ready", {}).items():
+        figure = f"cold start to ready, `{name}` ({source}; median of {row['runs']}): buffered vs streaming"
+        measured = (
+            f"{row['buffered']:.0f} vs {row['streaming']:.0f} ms (interpreter + handler import, vs interpreter + "
+            "uvicorn + app to its first answer; the Lambda Web Adapter's own start not included)"
+        )
+        out.append(info(figure, measured))
     layer = cold.get("layer")
     if layer:
         figure = "layer size, unzipped (`sam build`'s make target, arm64)"
@@ -151,6 +174,7 @@ def lines(result: dict[str, Any]) -> list[Line]:
     out = _inprocess(result.get("inprocess") or {})
     out += _server(result.get("server") or {})
     out += _memory(result.get("memory") or {})
+    out += _stream_memory(result.get("stream_memory") or [])
     if result.get("http2"):
         out += _http2(result["http2"])
     out += _cold(result.get("cold_start") or {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from embedrank.domain.auth import hash_key
 from embedrank.domain.catalog import catalog
 from embedrank.store.dynamo import Stores
 from fakes import openai_answer
-from lambda_harness import invoke, load_event
+from lambda_harness import LambdaContext, invoke, load_event
 
 EMBED = {"model": "openai/text-embedding-3-small", "input": ["hello", "world"]}
 TODAY = datetime.now(UTC).date().isoformat()
@@ -103,9 +104,17 @@ def test_models_lists_only_what_the_plan_allows(client: Any, services: Any) -> N
         "dimensions": 1536,
         "max_inputs": 2048,
         "pricing": {"currency": "USD", "per_million_tokens": 0.02},
+        # the largest request, per deployment mode: streamed, 2048 inputs (the API's cap) whatever the encoding;
+        # buffered, what fits Lambda's 6 MB
+        "limits": {
+            "streaming": {"answer_bytes": 199 * 2**20, "inputs": {"float": 2048, "float_gzip": 2048, "base64": 2048}},
+            "buffered": {"answer_bytes": 6 * 2**20 - 2**16, "inputs": {"float": 161, "float_gzip": 275, "base64": 753}},
+        },
     }
     rerank = by_id["cohere/rerank-v3.5"]
     assert rerank["type"] == "rerank" and rerank["dimensions"] is None
+    assert rerank["limits"]["streaming"] == {"answer_bytes": 199 * 2**20, "documents": 1000}
+    assert rerank["limits"]["buffered"] == {"answer_bytes": 6 * 2**20 - 2**16, "documents": 1000}
     assert rerank["max_inputs"] == 1000  # Cohere takes 10000 documents, the API 1000: what a request may carry
     assert rerank["pricing"] == {"currency": "USD", "per_1k_searches": 2.0}
     route = by_id["route/cohere-embed-v3-english-3"]
@@ -221,3 +230,28 @@ def test_account_function_handler_serves_models_and_usage(aws: None) -> None:
     status, _, body = invoke(account_handler.handler, load_event("usage_success.json"), "AccountFunction")
     assert status == 200, body
     assert (body["start"], body["end"]) == ("2026-11-01", "2026-11-30") and body["key_id"] == "key_dev"
+
+
+def test_the_streaming_deployments_rest_api_events_are_served_uncompressed(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the streaming deployment the account routes stay buffered, behind the REST API (payload 1.0 events):
+    an answer gzipped there would reach the client as base64 text, so none is, whatever its size."""
+    import account_handler
+
+    services = account_handler.app.state.services
+    services.auth._keys.clear()
+    # given answers of any size would be gzipped for a client that accepts gzip
+    monkeypatch.setattr(services, "settings", services.settings.model_copy(update={"gzip_min_bytes": 0}))
+    # when the openai SDK's models.list() arrives through the REST API, accepting gzip
+    result = account_handler.handler(load_event("models_rest_api.json"), LambdaContext(function_name="AccountFunction"))
+    # then the answer is plain JSON, with API Gateway's request id
+    assert result["statusCode"] == 200 and not result.get("isBase64Encoded")
+    assert "content-encoding" not in {k.lower() for k in (result.get("multiValueHeaders") or result["headers"])}
+    assert json.loads(result["body"])["object"] == "list"
+    headers = result.get("multiValueHeaders") or {k: [v] for k, v in result["headers"].items()}
+    assert headers["x-request-id"] == ["evt-models-rest"]
+    # and through the HTTP API (the buffered deployment) the same answer is gzipped, as the client asked
+    event = load_event("models_success.json")
+    event["headers"]["accept-encoding"] = "gzip"
+    assert account_handler.handler(event, LambdaContext(function_name="AccountFunction"))["isBase64Encoded"]

@@ -109,7 +109,11 @@ def test_every_route_is_documented_and_nothing_else(doc: dict[str, Any]) -> None
     routes = {(path, e.method.lower()) for e in ENDPOINTS.values() for path in e.paths}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == {(template(p), m) for p, m in routes} | {(OPENAPI_PATH, "get")}
-    app = create_app(services=object())  # type: ignore[arg-type]
+    from types import SimpleNamespace
+
+    from embedrank.config import Settings
+
+    app = create_app(services=SimpleNamespace(settings=Settings()))  # type: ignore[arg-type]
     served = {(r.path, m.lower()) for r in app.routes for m in r.methods if m != "HEAD"}  # type: ignore[attr-defined]
     # each path also with a trailing slash (served the same, never a redirect)
     assert served == routes | {(p + "/", m) for p, m in routes} | {(OPENAPI_PATH, "get")}

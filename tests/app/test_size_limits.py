@@ -17,6 +17,7 @@ import pytest
 
 from conftest import FakeUpstream, auth, usage_records
 from embedrank.api.sizes import (
+    BUFFERED,
     GZIP_LIMIT,
     LAMBDA_PAYLOAD_LIMIT,
     MAX_REQUEST_BYTES,
@@ -32,6 +33,12 @@ from fakes import json_response
 from lambda_harness import LambdaContext, load_event, wired
 
 MODEL = "openai/text-embedding-3-small"  # 1536 dimensions
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The buffered deployment's limits (the streaming one's are in tests/app/test_streaming.py)."""
+    return Settings.from_env({"RESPONSE_MODE": "buffered"})
 
 
 def realistic_vector(text: str, dims: int) -> array[float]:
@@ -95,7 +102,7 @@ def test_gzip_min_bytes_is_configurable(aws: None, upstream: FakeUpstream) -> No
 
     upstream.handler = realistic_openai
     services = Services.build(
-        Settings.from_env({"GZIP_MIN_BYTES": "1000"}),
+        Settings.from_env({"GZIP_MIN_BYTES": "1000", "RESPONSE_MODE": "buffered"}),
         registry=Registry(httpx.MockTransport(upstream)),
     )
     with TestClient(create_app(services=services)) as client:
@@ -175,7 +182,7 @@ def test_rerank_return_documents_that_cannot_fit_is_a_413_before_any_upstream_ca
         r.json()["error"]["param"] == "return_documents" and "return_documents to false" in r.json()["error"]["message"]
     )
     assert upstream.requests == []
-    check_rerank_answer(documents, 500)  # half of them fit
+    check_rerank_answer(documents, 500, BUFFERED)  # half of them fit
 
 
 def test_fit_body() -> None:

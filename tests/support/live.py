@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import socket
@@ -20,6 +22,7 @@ from conftest import ROOT
 from fakes import b64, vector
 
 LIVE_KEY = "er-local-serve-test-key-000000000000000000000000000000"
+FAIL_MARK = "fail-this-batch"
 
 
 def free_port() -> int:
@@ -39,20 +42,30 @@ class Seen:
 SEEN = Seen()
 
 
-def _openai(body: dict[str, Any]) -> dict[str, Any]:
+def seed_of(text: Any, position: int) -> int:
+    """The vector an input gets: ``text-N`` gets vector N wherever it lands in a split batch, anything else its
+    position in the call."""
+    if isinstance(text, str) and text.startswith("text-") and text[5:].isdigit():
+        return int(text[5:])
+    return position
+
+
+@functools.lru_cache(maxsize=8192)
+def _embedding_json(seed: int, dims: int, encode: bool) -> str:
+    return json.dumps(b64(vector(seed, dims)) if encode else vector(seed, dims))
+
+
+def _openai(body: dict[str, Any]) -> bytes:
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    dims = body.get("dimensions", 1536)
+    dims = body.get("dimensions", 3072 if body["model"].endswith("-large") else 1536)
     encode = body.get("encoding_format") == "base64"
-    data = [
-        {"object": "embedding", "index": i, "embedding": b64(vector(i, dims)) if encode else vector(i, dims)}
-        for i in range(len(inputs))
-    ]
-    return {
-        "object": "list",
-        "data": data,
-        "model": body["model"],
-        "usage": {"prompt_tokens": 2 * len(inputs), "total_tokens": 2 * len(inputs)},
-    }
+    # Built as text from cached items: a 2,048 x 3,072 answer is 6.3 million floats, too slow to dump each time.
+    data = ",".join(
+        f'{{"object":"embedding","index":{i},"embedding":{_embedding_json(seed_of(text, i), dims, encode)}}}'
+        for i, text in enumerate(inputs)
+    )
+    usage = json.dumps({"prompt_tokens": 2 * len(inputs), "total_tokens": 2 * len(inputs)})
+    return f'{{"object":"list","data":[{data}],"model":{json.dumps(body["model"])},"usage":{usage}}}'.encode()
 
 
 def _cohere_embed(body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +85,7 @@ def _cohere_rerank(body: dict[str, Any]) -> dict[str, Any]:
     return {"id": "r", "results": results, "meta": {"billed_units": {"search_units": 1}}}
 
 
-ROUTES = {"/v1/embeddings": _openai, "/v2/embed": _cohere_embed, "/v2/rerank": _cohere_rerank}
+ROUTES: dict[str, Any] = {"/v1/embeddings": _openai, "/v2/embed": _cohere_embed, "/v2/rerank": _cohere_rerank}
 
 
 class FakeProvider(BaseHTTPRequestHandler):
@@ -81,16 +94,21 @@ class FakeProvider(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         SEEN.requests.append((self.path, dict(self.headers), body))
+        if FAIL_MARK in json.dumps(body):  # a batch a test wants to fail: the provider's 500, every attempt
+            self.send_error(500)
+            return
         route = ROUTES.get(self.path)
         if route is None:
             self.send_error(404)
             return
-        raw = json.dumps(route(body)).encode()
+        answer = route(body)
+        raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(raw)))
         self.end_headers()
-        self.wfile.write(raw)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the gateway gave up on this call
+            self.wfile.write(raw)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

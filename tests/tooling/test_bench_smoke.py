@@ -81,3 +81,20 @@ def test_the_in_process_bench_runs_end_to_end_on_tiny_sizes() -> None:
     # p50, p99, the AWS calls and the SDK's CPU per scenario, and the fan-out; every budgeted line has a verdict.
     assert len(lines) == 4 * len(rows) + 1 and "fan-out" in figures
     assert all(ln.verdict in ("PASS", "FAIL") for ln in lines if ln.ok is not None)
+
+
+def test_the_streaming_benches_report_their_lines() -> None:
+    """The streamed answer's memory (a real run: ~2 s) and the cold start to ready of each mode (one run, from the
+    source tree), reported with their verdicts; no timing or size is asserted."""
+    from bench import coldstart, stream_memory
+
+    rows = stream_memory.measure()
+    assert [(r["encoding"], r["status"]) for r in rows] == [("float", 200), ("base64", 200)]
+    assert all(r["answer_mib"] > 30 and r["ratio"] is not None for r in rows)
+    handlers = coldstart.streaming_handlers(coldstart.handler_modules())
+    assert set(handlers) == {"embeddings_handler", "rerank_handler"}
+    ready = coldstart.ready_times({"rerank_handler": handlers["rerank_handler"]}, runs=1)
+    assert ready["rerank_handler"]["buffered"] > 0 and ready["rerank_handler"]["streaming"] > 0
+    lines = report.lines({"stream_memory": rows, "cold_start": {"ready": ready}})
+    assert [ln.verdict for ln in lines][:2] == ["PASS" if rows[0]["ratio"] <= 2.5 else "FAIL", "—"]
+    assert "buffered vs streaming" in lines[-1].figure

@@ -43,10 +43,37 @@ def test_functions_run_python312_arm64_with_the_layer() -> None:
     layer = doc["Resources"]["EmbedrankLayer"]
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}  # layers/embedrank/Makefile
     assert layer["Properties"]["ContentUri"] == "layers/embedrank/"
-    for name, res in doc["Resources"].items():
-        if res["Type"] == "AWS::Serverless::Function":
-            module, _, _func = res["Properties"]["Handler"].partition(".")
-            assert (ROOT / res["Properties"]["CodeUri"] / f"{module}.py").is_file(), name
+    for name, res in functions(doc).items():
+        module = handler_module(res)
+        assert (ROOT / res["Properties"]["CodeUri"] / f"{module}.py").is_file(), name
+
+
+def test_streaming_functions_run_their_app_under_uvicorn_behind_the_lambda_web_adapter() -> None:
+    doc = template()
+    assert doc["Parameters"]["Deployment"]["Default"] == "streaming"
+    assert doc["Parameters"]["Deployment"]["AllowedValues"] == ["streaming", "buffered"]
+    streaming = {name for name, res in functions(doc).items() if both(res["Properties"]["Handler"])[0] == "run.sh"}
+    assert streaming == {"EmbeddingsFunction", "RerankFunction"}  # the account function's answers are small
+    for name in streaming:
+        props = functions(doc)[name]["Properties"]
+        script = ROOT / props["CodeUri"] / "run.sh"
+        assert os.access(script, os.X_OK), script
+        # the same ASGI app the buffered handler wraps in Mangum, on the adapter's port
+        assert f"uvicorn {handler_module(functions(doc)[name])}:app" in script.read_text()
+        assert '--port "${AWS_LWA_PORT:-8080}"' in script.read_text()
+        [adapter] = props["Layers"]
+        assert both(adapter)[1] == {"Ref": "AWS::NoValue"}
+        assert "LambdaAdapterLayerArm64:${LambdaWebAdapterLayerVersion}" in both(adapter)[0]["Fn::Sub"]
+        env = {k: both(v) for k, v in props["Environment"]["Variables"].items()}
+        assert env["AWS_LAMBDA_EXEC_WRAPPER"] == ("/opt/bootstrap", {"Ref": "AWS::NoValue"})
+        assert env["AWS_LWA_INVOKE_MODE"] == ("response_stream", {"Ref": "AWS::NoValue"})
+        assert env["EMBEDRANK_XRAY_SDK"] == ("false", {"Ref": "XRaySdkTracing"})
+    # the REST integrations wait as long as a streaming function may run
+    timeout = both(doc["Globals"]["Function"]["Timeout"])
+    integrations = api_routes(doc, "RestApi").values()
+    assert {i["timeoutInMillis"] for f, i in integrations if f in streaming} == {timeout[0] * 1000}
+    assert timeout[1] == 29  # buffered: inside the HTTP API's 30 s
+    assert doc["Globals"]["Function"]["Environment"]["Variables"]["RESPONSE_MODE"] == {"Ref": "Deployment"}
 
 
 def test_layer_requirements_match_pyproject_runtime_deps() -> None:
@@ -82,9 +109,36 @@ def functions(doc: Any) -> dict[str, Any]:
     return {name: res for name, res in doc["Resources"].items() if res["Type"] == "AWS::Serverless::Function"}
 
 
-def routes(function: Any) -> set[tuple[str, str]]:
-    events = function["Properties"]["Events"].values()
-    return {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events if e["Type"] == "HttpApi"}
+def both(value: Any) -> tuple[Any, Any]:
+    """What the Deployment parameter makes of a template value: (streaming, buffered)."""
+    if isinstance(value, dict) and list(value) == ["Fn::If"] and value["Fn::If"][0] == "Streaming":
+        return value["Fn::If"][1], value["Fn::If"][2]
+    return value, value
+
+
+def handler_module(function: Any) -> str:
+    """The handler module of a function (the buffered handler's, for one that runs run.sh when streaming)."""
+    return str(both(function["Properties"]["Handler"])[1]).partition(".")[0]
+
+
+def api_routes(doc: Any, api: str) -> dict[tuple[str, str], tuple[str, Any]]:
+    """(METHOD, path) -> (function, integration) from an API's OpenAPI body."""
+    found = {}
+    for path, operations in doc["Resources"][api]["Properties"]["DefinitionBody"]["paths"].items():
+        for method, operation in operations.items():
+            integration = operation["x-amazon-apigateway-integration"]
+            uri = integration["uri"]
+            if "Fn::GetAtt" in uri:
+                function = uri["Fn::GetAtt"][0]
+            else:
+                function = re.fullmatch(r".*\$\{(\w+)\.Arn\}.*", uri["Fn::Sub"]).group(1)  # type: ignore[union-attr]
+            found[(method.upper(), path)] = (function, integration)
+    return found
+
+
+def routes(doc: Any, function: str) -> set[tuple[str, str]]:
+    """The routes of ``function`` (the same in both APIs: a test checks it)."""
+    return {route for route, (name, _) in api_routes(doc, "HttpApi").items() if name == function}
 
 
 def as_api_gateway(path: str) -> str:
@@ -127,12 +181,34 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
     from embedrank.api.endpoints import ENDPOINTS, OPENAPI_PATH
 
     doc = template()
-    routed: set[tuple[str, str]] = set()
-    for res in functions(doc).values():
-        assert routes(res) <= served_routes(res["Properties"]["Handler"].partition(".")[0])
-        routed |= routes(res)
     app_routes = {(e.method, as_api_gateway(p)) for e in ENDPOINTS.values() for p in e.paths} | {("GET", OPENAPI_PATH)}
-    assert routed == app_routes
+    rest, http = api_routes(doc, "RestApi"), api_routes(doc, "HttpApi")
+    # both APIs route every path the app serves, each to the same function
+    assert set(rest) == set(http) == app_routes
+    assert {route: fn for route, (fn, _) in rest.items()} == {route: fn for route, (fn, _) in http.items()}
+    for name, res in functions(doc).items():
+        assert routes(doc, name) <= served_routes(handler_module(res))
+    for function, integration in http.values():
+        assert integration["type"] == "aws_proxy" and integration["payloadFormatVersion"] == "2.0"
+        assert integration["uri"] == {"Fn::GetAtt": [function, "Arn"]}
+    for function, integration in rest.values():
+        uri = integration["uri"]["Fn::Sub"]
+        assert integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST"
+        if function == "AccountFunction":  # small answers: the plain invocation, buffered
+            assert uri.endswith(f"/2015-03-31/functions/${{{function}.Arn}}/invocations")
+            assert "responseTransferMode" not in integration
+        else:  # InvokeWithResponseStream, and API Gateway streams what it gets
+            assert uri.endswith(f"/2021-11-15/functions/${{{function}.Arn}}/response-streaming-invocations")
+            assert integration["responseTransferMode"] == "STREAM"
+    # each function may be invoked by whichever API the deployment has
+    resources = doc["Resources"]
+    permitted = {
+        res["Properties"]["FunctionName"]["Ref"]
+        for res in resources.values()
+        if res["Type"] == "AWS::Lambda::Permission"
+    }
+    assert permitted == set(functions(doc))
+    assert resources["RestApi"]["Condition"] == "Streaming" and resources["HttpApi"]["Condition"] == "Buffered"
 
 
 def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> None:
@@ -156,20 +232,28 @@ def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> Non
             actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
             assert alarm["AlarmActions"] == alarm["OKActions"] == actions
         rates = [a for a in alarms.values() if "Metrics" in a]
-        watched: set[tuple[str, str, str]] = set()
+        watched: set[tuple[Any, ...]] = set()
         for rate in rates:
             assert rate["Threshold"] == {"Ref": "ServerErrorRateAlarmPercent"}
             stats = [m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m]
             assert len(stats) <= 10  # CloudWatch's limit of metrics per alarm
-            watched |= {
-                (m["MetricName"], dims["Method"], dims["Resource"])
-                for m in stats
-                for dims in [{d["Name"]: d["Value"] for d in m["Dimensions"]}]
-            }
+            for m in stats:
+                for mode in (0, 1):  # streaming (REST API metrics), buffered (HTTP API metrics)
+                    dims = {both(d["Name"])[mode]: both(d["Value"])[mode] for d in m["Dimensions"]}
+                    api = {"ApiName": {"Fn::Sub": "${AWS::StackName}"}} if mode == 0 else {"ApiId": {"Ref": "HttpApi"}}
+                    assert {k: v for k, v in dims.items() if k in ("ApiName", "ApiId")} == api
+                    assert dims["Stage"] == ("prod" if mode == 0 else "$default")
+                    watched.add((mode, both(m["MetricName"])[mode], dims["Method"], dims["Resource"]))
             [expression] = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
             assert all(m["Id"] in expression for m in rate["Metrics"] if "MetricStat" in m)
         # The 5xx rates cover exactly the function's routes: errors and requests of each one.
-        assert watched == {(metric, *route) for route in routes(res) for metric in ("5xx", "Count")}, name
+        expected = {
+            (mode, metric, *route)
+            for mode, metrics in enumerate((("5XXError", "Count"), ("5xx", "Count")))
+            for metric in metrics
+            for route in routes(doc, name)
+        }
+        assert watched == expected, name
 
 
 def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
@@ -179,6 +263,16 @@ def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
     assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
     assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
     assert settings["DetailedMetricsEnabled"] is True
+    rest = resources["RestApi"]["Properties"]
+    [method_settings] = rest["MethodSettings"]
+    assert method_settings == {
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "MetricsEnabled": True,
+    }
+    assert rest["EndpointConfiguration"] == {"Type": "REGIONAL"} and rest["StageName"] == "prod"
     env = doc["Globals"]["Function"]["Environment"]["Variables"]
     assert env["EMBEDRANK_XRAY_SDK"] == {"Ref": "XRaySdkTracing"} and params["XRaySdkTracing"]["Default"] == "true"
     assert (
@@ -187,8 +281,11 @@ def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:
         == params["AlarmTopicArn"]["Default"]
         == ""
     )
-    assert resources["ApiDomain"]["Condition"] == resources["ApiDomainMapping"]["Condition"] == "HasCustomDomain"
+    assert resources["ApiDomain"]["Condition"] == resources["ApiDomainMapping"]["Condition"] == "BufferedWithDomain"
     assert resources["ApiDomainMapping"]["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+    assert resources["RestApiDomain"]["Condition"] == resources["RestApiDomainMapping"]["Condition"]
+    assert resources["RestApiDomainMapping"]["Condition"] == "StreamingWithDomain"
+    assert resources["RestApiDomainMapping"]["Properties"]["RestApiId"] == {"Ref": "RestApi"}
 
 
 def test_the_bench_and_make_serve_run_with_the_templates_runtime_settings() -> None:
@@ -253,3 +350,14 @@ def test_the_layer_ships_every_module_compiled_for_a_read_only_opt(tmp_path: Pat
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(layer), "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "EmbedrankError"
+
+
+def test_make_serve_runs_the_launcher_the_tests_run() -> None:
+    """`make serve` and tests/support/live.py start the same module (a moved module once broke `make serve` alone)."""
+    import importlib.util
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}  # when run by `make test`
+    out = subprocess.run(["make", "-n", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    [module] = [m for m in re.findall(r"python -m (\S+)", out) if m not in ("pip", "venv")]
+    assert module == "embedrank_tools.local" and importlib.util.find_spec(module) is not None
+    assert f'"-m", "{module}"' in (ROOT / "tests/support/live.py").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,11 @@ class Settings(BaseModel):
     breaker_threshold: int = Field(5, ge=1, alias="BREAKER_THRESHOLD", description="failures that open a circuit")
     breaker_cooldown: float = Field(60.0, gt=0, alias="BREAKER_COOLDOWN_SECONDS", description="until a probe")
     gzip_min_bytes: int = Field(1_048_576, ge=0, alias="GZIP_MIN_BYTES", description="smallest answer gzipped")
+    response_mode: Literal["streaming", "buffered"] = Field(
+        "streaming",
+        alias="RESPONSE_MODE",
+        description="the deployment's answers: streamed (up to Lambda's 200 MB) or buffered (6 MB); Mangum: buffered",
+    )
     # Observability switches (see observability.py). Lambda's own variables are read here too, so that every
     # variable the runtime code looks at is named in this one place.
     metrics: bool | None = Field(None, alias="EMBEDRANK_METRICS", description="EMF metrics; default: in Lambda")

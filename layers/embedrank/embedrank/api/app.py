@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from ..store.secrets import CredentialStore
 from .endpoints import ENDPOINTS, JSON, OPENAPI_PATH, Endpoint
 from .errors import http_error, request_id
 from .exchange import Exchange
+from .streaming import GzipStreamed
 
 
 @dataclass(slots=True)
@@ -104,7 +106,11 @@ def create_app(endpoints: Iterable[str] | None = None, services: Services | None
     ]
     # Every function serves the whole API's document; API Gateway routes GET /openapi.json to one of them.
     routes.append(Route(OPENAPI_PATH, _openapi, methods=["GET"]))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(GzipStreamed, settings=services.settings)],
+    )
     app.router.redirect_slashes = False
     app.state.services = services
     return app

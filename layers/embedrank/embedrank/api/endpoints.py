@@ -20,7 +20,6 @@ from ..domain.usage import daily_report, report_range
 from .exchange import Exchange
 from .requests import EmbeddingRequest, RerankRequest, UsageQuery, parse_body
 from .responses import (
-    EmbeddingItem,
     EmbeddingResponse,
     EmbeddingUsage,
     ModelEntry,
@@ -29,6 +28,7 @@ from .responses import (
     UsageReport,
 )
 from .sizes import check_embedding_answer, check_rerank_answer
+from .streaming import embeddings_response
 
 JSON = "application/json"
 
@@ -46,7 +46,7 @@ async def embeddings(ex: Exchange) -> Response:
         ex.services.gateway,
         request,
         principal,
-        lambda count, width: check_embedding_answer(count, width, request.encoding_format, gzip),
+        lambda count, width: check_embedding_answer(count, width, request.encoding_format, gzip, ex.channel),
     )
     ex.record.model = planned.model
     await ex.admit(planned.estimate)
@@ -54,26 +54,26 @@ async def embeddings(ex: Exchange) -> Response:
     record = ex.record
     record.provider, record.tokens, record.cost = outcome.deployment.provider, outcome.tokens, outcome.cost
     record.estimated = outcome.estimated
-    vectors = outcome.vectors.as_encoding(request.encoding_format)
     usage: EmbeddingUsage = {"prompt_tokens": outcome.tokens, "total_tokens": outcome.tokens, "cost": outcome.cost}
     if outcome.estimated:
         usage["estimated"] = True
-    data: list[EmbeddingItem] = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
     body: EmbeddingResponse = {
         "object": "list",
-        "data": data,
+        "data": [],  # the vectors: filled whole, or streamed (``streaming.embeddings_response``)
         "model": request.model,
         "provider": outcome.deployment.provider,
         "usage": usage,
     }
-    return json_response(body)
+    return embeddings_response(body, outcome.vectors, request.encoding_format, ex.channel)
 
 
 async def rerank_documents(ex: Exchange) -> Response:
     principal = await ex.authenticate()
     request: RerankRequest = parse_body(RerankRequest, await ex.body())
     ex.record.model, ex.record.input_count = request.model, len(request.documents)
-    planned = plan_rerank(ex.services.gateway, request, principal, check_rerank_answer)
+    planned = plan_rerank(
+        ex.services.gateway, request, principal, lambda texts, top_n: check_rerank_answer(texts, top_n, ex.channel)
+    )
     ex.record.model = planned.model
     await ex.admit(planned.estimate)
     outcome = await rerank(ex.services.gateway, planned)

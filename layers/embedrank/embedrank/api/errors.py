@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..config import settings
 from ..errors import EmbedrankError, InvalidRequest
 from ..observability import logger
 from .responses import ErrorResponse
@@ -43,10 +44,21 @@ def unexpected(exc: Exception, request_id: str) -> EmbedrankError:
     return EmbedrankError("The gateway failed unexpectedly; the error has been logged.")
 
 
-def request_id(request: Request) -> str:
-    """API Gateway's request id in Lambda, a fresh one elsewhere."""
-    event = request.scope.get("aws.event") or {}
-    return str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex)
+def request_id(request: Request, in_lambda: bool | None = None) -> str:
+    """API Gateway's request id in Lambda (from Mangum's event, or from the ``x-amzn-request-context`` header the
+    Lambda Web Adapter sets, and only there: elsewhere a client could send that header), a fresh one elsewhere."""
+    event = request.scope.get("aws.event")
+    if event is not None:
+        return str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex)
+    forwarded = request.headers.get("x-amzn-request-context")
+    if forwarded and (settings().in_lambda if in_lambda is None else in_lambda):
+        try:
+            context = orjson.loads(forwarded)
+        except orjson.JSONDecodeError:
+            context = None
+        if isinstance(context, dict) and isinstance(context.get("requestId"), str) and context["requestId"]:
+            return str(context["requestId"])[:128]
+    return uuid.uuid4().hex
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

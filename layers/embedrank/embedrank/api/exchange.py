@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from ..domain.auth import Principal
 from ..domain.limits import Admission
@@ -24,7 +24,7 @@ from ..domain.usage import MAX_LOGGED_MODEL
 from ..errors import ClientClosedRequest, EmbedrankError, UpstreamError
 from ..observability import NO_PROVIDER, annotate_trace, logger, publish_request
 from .errors import error_response, request_id, unexpected
-from .sizes import MAX_REQUEST_BYTES, accepts_gzip, fit_body, request_too_large
+from .sizes import BUFFERED, MAX_REQUEST_BYTES, accepts_gzip, channel_of, fit_body, request_too_large
 
 if TYPE_CHECKING:
     from .app import Services
@@ -37,6 +37,7 @@ class Exchange:
         "admission",
         "billable",
         "budget",
+        "channel",
         "endpoint",
         "principal",
         "record",
@@ -53,6 +54,7 @@ class Exchange:
         self.billable = billable
         self.request_id = request_id(request)
         self.started = time.perf_counter()
+        self.channel = channel_of(services.settings, request.scope)  # how the answer leaves, and so its limits
         self.principal: Principal | None = None
         self.admission: Admission | None = None
         self.budget: Budget | None = None
@@ -115,9 +117,17 @@ class Exchange:
         return accepts_gzip(self.request.headers.get("accept-encoding"))
 
     def fit(self, response: Response) -> Response:
-        """A large answer gzipped for a client that accepts it; one that cannot fit Lambda's response is a 413."""
+        """Buffered: a large answer gzipped for a client that accepts it; one that cannot fit Lambda's response is a
+        413. (Streamed answers are gzipped as they go: ``streaming.GzipStreamed``.)"""
+        if self.channel is not BUFFERED:
+            return response
         body = bytes(response.body)
-        packed = fit_body(body, self.request.headers.get("accept-encoding"), self.services.settings.gzip_min_bytes)
+        # A REST API (the streaming deployment's account routes) returns a Lambda proxy answer's base64 body as
+        # bytes only for its binaryMediaTypes, none of which are set (they would base64 every request body too): such
+        # answers go uncompressed.
+        rest_api = "httpMethod" in self.request.scope.get("aws.event", {})
+        accepted = None if rest_api else self.request.headers.get("accept-encoding")
+        packed = fit_body(body, accepted, self.services.settings.gzip_min_bytes)
         if packed is None:
             return response
         headers = {k: v for k, v in response.headers.items() if k != "content-length"}
@@ -150,14 +160,37 @@ class Exchange:
         if "aws.context" in self.request.scope:
             await self._settle(error)  # Lambda may freeze the container as soon as the handler returns
             return response
-        # Under uvicorn the usage write starts now and runs while the response is sent, instead of before it. The
-        # ASGI call still ends only once it is done (a background task), so shutdown and the test client wait for
-        # it, and /v1/usage waits for those still running (``Services.settled``).
+        # Under uvicorn the usage write starts now and runs while the response is sent, instead of before it;
+        # /v1/usage waits for those still running (``Services.settled``).
         settling = asyncio.ensure_future(self._settle(error))
         self.services.settling.add(settling)
         settling.add_done_callback(self.services.settling.discard)
-        response.background = BackgroundTask(_finish, settling)
+        if isinstance(response, StreamingResponse):
+            # The last byte waits for it: under the Lambda Web Adapter the invocation ends with the answer, and
+            # Lambda may freeze the container right after.
+            response.body_iterator = self._streamed(response.body_iterator, settling)
+        elif self.services.settings.in_lambda:
+            await settling  # the same, for an answer sent whole
+        else:
+            # The ASGI call ends once it is done (a background task): shutdown and the test client wait for it.
+            response.background = BackgroundTask(_finish, settling)
         return response
+
+    async def _streamed(self, chunks: AsyncIterable[Any], settling: asyncio.Future[None]) -> AsyncIterator[Any]:
+        """A streamed answer's chunks, then the usage write's end. A failure past the first byte cannot change the
+        status any more: it is logged and drops the connection, so the client's body never parses
+        (``streaming``'s docstring)."""
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as exc:
+            logger.error(
+                "answer stream failed; the connection is dropped",
+                extra={"request_id": self.request_id, "error_type": type(exc).__name__},
+            )
+            raise
+        finally:
+            await asyncio.shield(settling)
 
     async def _settle(self, error: EmbedrankError | None) -> None:
         """The request's usage record (never raises: a failed write becomes a replay log line), log line, metrics."""

@@ -159,14 +159,45 @@ class SearchPricing(TypedDict):
 
 
 @with_config(CLOSED)
+class InputLimits(TypedDict):
+    float: int
+    float_gzip: int
+    base64: int
+
+
+@with_config(CLOSED)
+class ModeLimits(TypedDict):
+    """The largest request a model answers in one deployment mode (README, "Deployment modes")."""
+
+    answer_bytes: Annotated[int, Field(description="The most an answer may take as it leaves the function")]
+    inputs: NotRequired[
+        Annotated[
+            InputLimits,
+            Field(
+                description="Embedding models: inputs per request at the default dimensions, by encoding_format "
+                "(float_gzip: float to a client sending Accept-Encoding: gzip)"
+            ),
+        ]
+    ]
+    documents: NotRequired[Annotated[int, Field(description="Rerank models: documents per request")]]
+
+
+@with_config(CLOSED)
+class ModelLimits(TypedDict):
+    streaming: ModeLimits
+    buffered: ModeLimits
+
+
+@with_config(CLOSED)
 class ModelEntry(TypedDict):
     id: str
     object: Literal["model"]
     owned_by: Annotated[str, Field(description="The provider serving it (for a route: the first of its chain)")]
     type: Literal["embedding", "rerank"]
     dimensions: Annotated[int | None, Field(description="Default output width; null for rerank models")]
-    max_inputs: Annotated[int, Field(description="Inputs per request (documents, for rerank models)")]
+    max_inputs: Annotated[int, Field(description="Inputs per provider call (documents, for rerank models)")]
     pricing: TokenPricing | SearchPricing
+    limits: Annotated[ModelLimits, Field(description="The largest request it answers, per deployment mode")]
     deployments: NotRequired[Annotated[list[str], Field(description="Routes only: the deployments, in fallback order")]]
     canonical: NotRequired[
         Annotated[str, Field(description="Bare names only (a provider's own model name): the catalog id it names")]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from ..api.requests import MAX_DOCUMENTS
-from ..api.responses import ModelEntry, ModelList, SearchPricing, TokenPricing
+from typing import Literal
+
+from ..api.requests import MAX_DOCUMENTS, MAX_INPUTS
+from ..api.responses import ModelEntry, ModeLimits, ModelLimits, ModelList, SearchPricing, TokenPricing
+from ..api.sizes import CHANNELS, Channel, embedding_capacity
 from ..errors import ModelNotFound
 from .catalog import Catalog, Deployment
 from .records import Plan
@@ -13,6 +16,33 @@ def _pricing(d: Deployment) -> TokenPricing | SearchPricing:
     if d.kind == "rerank" and d.billing == "search_units":
         return {"currency": "USD", "per_1k_searches": d.price_per_1k_searches}
     return {"currency": "USD", "per_million_tokens": d.price_per_mtok}
+
+
+def _mode_limits(chain: tuple[Deployment, ...], channel: Channel) -> ModeLimits:
+    first = chain[0]
+    limits: ModeLimits = {"answer_bytes": channel.response_limit}
+    if first.kind == "embedding":
+        width = max(d.dimensions for d in chain)  # a route's answer is sized for its widest deployment
+
+        def inputs(encoding: Literal["float", "base64"], gzipped: bool) -> int:
+            return min(MAX_INPUTS, embedding_capacity(width, encoding, gzipped, channel))
+
+        limits["inputs"] = {
+            "float": inputs("float", False),
+            "float_gzip": inputs("float", True),
+            "base64": inputs("base64", True),
+        }
+    else:
+        limits["documents"] = min(first.max_documents, MAX_DOCUMENTS)
+    return limits
+
+
+def model_limits(chain: tuple[Deployment, ...]) -> ModelLimits:
+    """The largest request ``chain`` answers in each deployment mode."""
+    return {
+        "streaming": _mode_limits(chain, CHANNELS["streaming"]),
+        "buffered": _mode_limits(chain, CHANNELS["buffered"]),
+    }
 
 
 def _model_entry(model_id: str, chain: tuple[Deployment, ...], *, route: bool) -> ModelEntry:
@@ -26,6 +56,7 @@ def _model_entry(model_id: str, chain: tuple[Deployment, ...], *, route: bool) -
         # What one request may carry: the provider's limit, or the API's own document cap when that is lower.
         "max_inputs": first.max_inputs if first.kind == "embedding" else min(first.max_documents, MAX_DOCUMENTS),
         "pricing": _pricing(first),
+        "limits": model_limits(chain),
     }
     if route:
         entry["deployments"] = [d.id for d in chain]  # who serves it, in fallback order

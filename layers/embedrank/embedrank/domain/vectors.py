@@ -136,14 +136,16 @@ class Vectors:
             return [array("f", orjson.loads(b)) for b in self.items]
         return [array("f", v) for v in self.items]
 
-    def as_encoding(self, encoding: Encoding) -> list[Any]:
+    def as_encoding(self, encoding: Encoding, start: int = 0, stop: int | None = None) -> list[Any]:
+        """``items[start:stop]`` in ``encoding``: a streamed answer converts one slice at a time."""
+        items = self.items if start == 0 and stop is None else self.items[start:stop]
         if encoding == self.encoding:
-            return self.items
+            return items
         if encoding == "float":
             if self.encoding == "json":
-                return [orjson.Fragment(b) for b in self.items]
-            return [_from_b64(s).tolist() for s in self.items]
-        return [_to_b64(a) for a in self._arrays()]
+                return [orjson.Fragment(b) for b in items]
+            return [_from_b64(s).tolist() for s in items]
+        return [_to_b64(a) for a in Vectors(self.encoding, items)._arrays()]
 
     def truncated(self, dims: int) -> Vectors:
         """Matryoshka truncation: keep the first ``dims`` elements and re-normalize to unit length."""
