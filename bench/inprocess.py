@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from .client import FAKE_KEY, ROOT, Connection, added, ms, percentile, summary
-from .scenarios import DEV_KEY, Scenario, all_latency, fanout
+from .scenarios import DEV_KEY, Scenario, all_latency, embeddings, fanout
 
 HANDLERS = {
     "embeddings": ROOT / "functions" / "embeddings" / "embeddings_handler.py",
@@ -66,6 +66,7 @@ class StubbedAws:
         self.secret = orjson.dumps(provider_secret(fake_port)).decode()
         self.calls: Counter[str] = Counter()
         self.sdk_seconds = 0.0
+        self.cache_answer: dict[str, Any] | None = None  # a BatchGetItem answer: every input cached
         self._started: float | None = None
         self.db, self.sm = aws.dynamodb(), aws.secretsmanager()
         self.db_stub, self.sm_stub = Stubber(self.db), Stubber(self.sm)
@@ -102,7 +103,9 @@ class StubbedAws:
             spent = {"Item": {COST: {"N": str(NANO)}}}
             self.db_stub.add_response("transact_get_items", {"Responses": [spent, spent]})
         self.db_stub.add_response("update_item", {"Attributes": {"d": {"N": "1"}, COST: {"N": "0"}}})
-        if not services.gateway.credentials.cached(provider)[0]:
+        if self.cache_answer is not None:  # answered from the cache: no provider, so no secret either
+            self.db_stub.add_response("batch_get_item", self.cache_answer)
+        elif not services.gateway.credentials.cached(provider)[0]:
             self.sm_stub.add_response(
                 "get_secret_value",
                 {
@@ -289,6 +292,57 @@ class Bench:
             )
         return rows
 
+    def cache_hits(self, requests: int, warmup: int) -> dict[str, Any]:
+        """The 16 x 1536 float request answered wholly from the embedding cache, through the handler: no provider
+        call, so its whole latency is the gateway's (one BatchGetItem, answered by the Stubber, on top of the usual
+        admission and usage write)."""
+        from array import array
+
+        from embedrank.domain.cache import entry_keys, policy
+        from embedrank.domain.catalog import catalog
+        from embedrank.domain.records import Plan
+        from embedrank.store.dynamo import plan_to_item
+
+        scenario = embeddings("float")
+        services = self.module("embeddings").app.state.services
+        saved_plan = self.aws.plan_item
+        self.aws.plan_item = plan_to_item({**self.aws.plan, "embedding_cache_days": 30})
+        services.auth._plans.clear()
+        deployment = catalog().deployments[scenario.gateway_body["model"]]
+        cache_on = policy(Plan("ultra", "all", embedding_cache_days=30), KEY_ID, None)
+        assert cache_on is not None
+        keys = entry_keys(
+            cache_on, deployment, scenario.gateway_body["input"], None, width=deployment.dimensions, native=False
+        )
+        vector = array("f", [0.0123456789] * deployment.dimensions).tobytes()
+        items = [{"k": {"B": k}, "v": {"B": vector}} for k in keys]
+        self.aws.cache_answer = {"Responses": {services.settings.cache_table: items}, "UnprocessedKeys": {}}
+        times: list[float] = []
+        self.aws.reset()
+        try:
+            for i in range(warmup + requests):
+                if i == warmup:
+                    self.aws.reset()
+                elapsed, response = self.invoke("embeddings", scenario, scenario.gateway_bytes)
+                usage = orjson.loads(response["body"])["usage"] if response.get("statusCode") == 200 else {}
+                if usage.get("cached_inputs") != len(keys):
+                    raise RuntimeError(f"cache hits: the handler answered {str(response)[:300]}")
+                if i >= warmup:
+                    times.append(elapsed)
+        finally:
+            self.aws.cache_answer = None
+            self.aws.plan_item = saved_plan
+            services.auth._plans.clear()
+        done = len(times)
+        return {
+            "scenario": f"{scenario.name}, all {len(keys)} inputs cached",
+            "requests": done,
+            "latency": summary(times),
+            "aws_calls_per_request": round(sum(self.aws.calls.values()) / done, 3),
+            "aws_calls_by_operation": {k: round(v / done, 3) for k, v in sorted(self.aws.calls.items())},
+            "aws_sdk_ms_per_request": ms(self.aws.sdk_seconds / done),
+        }
+
     def fanout(self, runs: int, delay_ms: float, count: int) -> dict[str, Any]:
         from embedrank.domain.catalog import catalog
 
@@ -345,6 +399,7 @@ def run(fake_port: int, requests: int, warmup: int, fanout_runs: int, fanout_inp
     bench = Bench(fake_port)
     scenarios = [("rerank" if s.gateway_path.endswith("rerank") else "embeddings", s) for s in all_latency()]
     out: dict[str, Any] = {"latency": bench.latency(scenarios, requests, min(warmup, WARMUP))}
+    out["cache_hits"] = bench.cache_hits(requests, min(warmup, WARMUP))
     if fanout_runs > 0:
         out["fanout"] = bench.fanout(fanout_runs, 50.0, fanout_inputs)
     return out

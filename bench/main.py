@@ -19,7 +19,7 @@ from .client import ROOT, fake_upstream, python_env
 from .scenarios import all_latency
 
 OUT = ROOT / "bench" / "out"
-PARTS = ("server", "inprocess", "memory", "http2", "cold")
+PARTS = ("server", "inprocess", "memory", "cache", "http2", "cold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,9 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
         result["memory"] = {"plain": run_json("memory"), "gzip": run_json("memory", "--gzip")}
         log("peak memory while streaming 2048 x 3072 vectors ...")
         result["stream_memory"] = run_json("stream_memory")
+    if "cache" in parts:
+        log("the embedding cache on 2048 inputs, uncached vs cached ...")
+        result["cache"] = run_json("cache")
     if "http2" in parts and sizes.http2_runs:
         log("fan-out over HTTP/1.1 and HTTP/2 (TLS, hypercorn) ...")
         result["http2"] = run_json("http2", "--runs", str(sizes.http2_runs))

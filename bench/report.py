@@ -120,6 +120,36 @@ def _memory(memory: dict[str, Any]) -> list[Line]:
     return out
 
 
+def _cache(inproc: dict[str, Any], big: dict[str, Any]) -> list[Line]:
+    out = []
+    hits = inproc.get("cache_hits")
+    if hits:
+        calls = ", ".join(f"{k} {v:g}" for k, v in hits["aws_calls_by_operation"].items())
+        out.append(
+            info(
+                f"embedding cache, hit path, in-process (Stubber), c=1: {hits['scenario']}",
+                f"p50 {hits['latency']['p50_ms']:g} ms, p99 {hits['latency']['p99_ms']:g} ms, no provider call; "
+                f"AWS calls per request {hits['aws_calls_per_request']:g} ({calls}), botocore CPU "
+                f"{hits['aws_sdk_ms_per_request']:g} ms",
+            )
+        )
+    if big:
+        calls = "; ".join(
+            f"{label}: " + ", ".join(f"{k} {v}" for k, v in ops.items()) for label, ops in big["dynamodb_calls"].items()
+        )
+        out.append(
+            info(
+                f"embedding cache, {big['inputs']} x {big['dimensions']} base64, {big['upstream_delay_ms']:g} ms "
+                "upstream, moto in-process: uncached vs all cached",
+                f"{big['uncached_ms']:g} vs {big['cached_ms']:g} ms, of which inside DynamoDB calls (botocore + "
+                f"moto) {big['uncached_in_dynamodb_ms']:g} vs {big['cached_in_dynamodb_ms']:g} ms, so the gateway's "
+                f"own {big['uncached_ms'] - big['uncached_in_dynamodb_ms']:.0f} vs "
+                f"{big['cached_ms'] - big['cached_in_dynamodb_ms']:.0f} ms; DynamoDB calls: {calls}",
+            )
+        )
+    return out
+
+
 def _stream_memory(rows: list[dict[str, Any]]) -> list[Line]:
     out = []
     for row in rows:
@@ -175,6 +205,7 @@ def lines(result: dict[str, Any]) -> list[Line]:
     out += _server(result.get("server") or {})
     out += _memory(result.get("memory") or {})
     out += _stream_memory(result.get("stream_memory") or [])
+    out += _cache(result.get("inprocess") or {}, result.get("cache") or {})
     if result.get("http2"):
         out += _http2(result["http2"])
     out += _cold(result.get("cold_start") or {})

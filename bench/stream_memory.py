@@ -54,7 +54,7 @@ def provider(vectors: list[str]) -> Any:
     return httpx.MockTransport(answer)
 
 
-async def call(app: Any, body: bytes) -> tuple[int, int]:
+async def call(app: Any, body: bytes, key: str = KEY) -> tuple[int, int]:
     """POST /v1/embeddings as uvicorn would; (status, body bytes sent), each chunk dropped once sent."""
     status, size, asked = 0, 0, False
 
@@ -82,7 +82,7 @@ async def call(app: Any, body: bytes) -> tuple[int, int]:
         "raw_path": b"/v1/embeddings",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"x-api-key", KEY.encode()), (b"content-type", b"application/json")],
+        "headers": [(b"x-api-key", key.encode()), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }

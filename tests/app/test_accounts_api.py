@@ -193,6 +193,8 @@ def test_usage_empty_range_has_zero_totals(client: Any) -> None:
         "tokens": 0,
         "search_units": 0,
         "cost": 0,
+        "cached_inputs": 0,
+        "cost_saved": 0,
     }
 
 

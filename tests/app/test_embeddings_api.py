@@ -47,7 +47,8 @@ def test_openai_float_request_and_response(client: Any, upstream: FakeUpstream, 
     assert out["object"] == "list" and out["model"] == "openai/text-embedding-3-small" and out["provider"] == "openai"
     assert [d["index"] for d in out["data"]] == [0, 1]
     assert out["data"][1]["embedding"] == vector(1, 1536)  # reordered by index
-    assert out["usage"] == {"prompt_tokens": 6, "total_tokens": 6, "cost": pytest.approx(6 * 0.02 / 1e6)}
+    usage = {"prompt_tokens": 6, "total_tokens": 6, "cost": pytest.approx(6 * 0.02 / 1e6), "cached_inputs": 0}
+    assert out["usage"] == usage
     assert r.headers["x-request-id"]
     [record] = usage_records(settings)
     assert record["key_id"]["S"] == "key_dev" and record["status"]["N"] == "200"

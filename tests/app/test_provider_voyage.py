@@ -38,7 +38,8 @@ def test_request_and_float_response(
     assert out["model"] == "voyage/voyage-3.5" and out["provider"] == "voyage"
     # Voyage answered in reverse order with base64; the caller gets input order, as floats.
     assert [d["embedding"] for d in out["data"]] == [vector(seed(t), dimensions or 1024) for t in TEXTS]
-    assert out["usage"] == {"prompt_tokens": 15, "total_tokens": 15, "cost": pytest.approx(15 * 0.06 / 1e6)}
+    usage = {"prompt_tokens": 15, "total_tokens": 15, "cost": pytest.approx(15 * 0.06 / 1e6), "cached_inputs": 0}
+    assert out["usage"] == usage
 
 
 def test_base64_passes_through(client: Any, upstream: FakeUpstream) -> None:

@@ -79,7 +79,15 @@ def test_the_in_process_bench_runs_end_to_end_on_tiny_sizes() -> None:
     lines = report.lines({"machine": report.machine(), "seconds": 1.0, "inprocess": result})
     figures = " ".join(ln.figure for ln in lines)
     # p50, p99, the AWS calls and the SDK's CPU per scenario, and the fan-out; every budgeted line has a verdict.
-    assert len(lines) == 4 * len(rows) + 1 and "fan-out" in figures
+    assert len(lines) == 4 * len(rows) + 2 and "fan-out" in figures and "embedding cache, hit path" in figures
+    # the cache-hit request: no provider call, one BatchGetItem besides the admission and the usage write
+    hits = result["cache_hits"]
+    assert hits["requests"] == sizes.inprocess
+    assert hits["aws_calls_by_operation"] == {
+        "dynamodb.BatchGetItem": 1.0,
+        "dynamodb.TransactWriteItems": 1.0,
+        "dynamodb.UpdateItem": 1.0,
+    }
     assert all(ln.verdict in ("PASS", "FAIL") for ln in lines if ln.ok is not None)
 
 
@@ -98,3 +106,15 @@ def test_the_streaming_benches_report_their_lines() -> None:
     lines = report.lines({"stream_memory": rows, "cold_start": {"ready": ready}})
     assert [ln.verdict for ln in lines][:2] == ["PASS" if rows[0]["ratio"] <= 2.5 else "FAIL", "—"]
     assert "buffered vs streaming" in lines[-1].figure
+
+
+def test_the_cache_bench_reports_both_requests_and_their_dynamodb_calls() -> None:
+    from bench import cache
+
+    result = cache.measure()
+    assert result["dynamodb_calls"] == {
+        "uncached": {"BatchGetItem": 21, "BatchWriteItem": 82, "TransactWriteItems": 1},
+        "cached": {"BatchGetItem": 21, "TransactWriteItems": 1},
+    }
+    [line] = report.lines({"cache": result})
+    assert line.verdict == "—" and "uncached vs all cached" in line.figure

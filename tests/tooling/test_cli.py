@@ -138,3 +138,40 @@ def test_an_unreachable_dynamodb_is_one_clean_line(
     code, _, err = run_cli(capsys, "plans", "show", "premium")
     assert code == 1 and err.startswith("embedrank: AWS error: Could not connect to the endpoint URL")
     assert "Traceback" not in err
+
+
+def test_plans_seed_takes_the_embedding_cache_fields(
+    aws: None, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a plan that turns the cache on, shared by the plan's keys
+    seed = tmp_path / "plans.json"
+    plan = {"name": "indexing", "allowed_models": "all", "embedding_cache_days": 30, "embedding_cache_scope": "plan"}
+    seed.write_text(json.dumps({"plans": [plan]}))
+    # when it is seeded, then the store holds it, and `plans show` says so
+    assert run_cli(capsys, "plans", "seed", str(seed))[0] == 0
+    stored = Stores(settings).get_plan("indexing")
+    assert stored is not None and (stored.embedding_cache_days, stored.embedding_cache_scope) == (30, "plan")
+    code, out, _ = run_cli(capsys, "plans", "show", "indexing")
+    assert code == 0 and "embedding cache: 30 days, shared per plan" in out
+    # and the seeded plans keep it off
+    assert "embedding cache: off" in run_cli(capsys, "plans", "show", "ultra")[1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"embedding_cache_days": -1}, "embedding_cache_days is a whole number of days from 0 (off) to 3650"),
+        ({"embedding_cache_days": "30"}, "got '30'"),
+        ({"embedding_cache_days": True}, "got True"),
+        ({"embedding_cache_days": 1.5}, "got 1.5"),
+        ({"embedding_cache_days": 100_000}, "got 100000"),
+        ({"embedding_cache_scope": "tenant"}, 'embedding_cache_scope is "key"'),
+    ],
+)
+def test_plans_seed_refuses_bad_cache_fields(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], fields: dict[str, Any], says: str
+) -> None:
+    seed = tmp_path / "plans.json"
+    seed.write_text(json.dumps({"plans": [{"name": "bad", "allowed_models": "all", **fields}]}))
+    code, _, err = run_cli(capsys, "plans", "seed", str(seed))
+    assert code != 0 and says in err and "Traceback" not in err

@@ -34,6 +34,20 @@ def test_template_tables_match_the_code() -> None:
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     ttl = resources["UsageTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": tables.USAGE_TTL_ATTRIBUTE, "Enabled": True}
+    cache = resources["EmbeddingCacheTable"]["Properties"]
+    assert cache["KeySchema"] == tables.EMBEDDING_CACHE["KeySchema"]
+    assert cache["AttributeDefinitions"] == tables.EMBEDDING_CACHE["AttributeDefinitions"]
+    assert cache["BillingMode"] == "PAY_PER_REQUEST"
+    assert cache["TimeToLiveSpecification"] == {"AttributeName": tables.EMBEDDING_CACHE_TTL_ATTRIBUTE, "Enabled": True}
+    # only the embeddings function reads and writes it, in batches
+    granted = [
+        (name, st["Action"])
+        for name, res in resources.items()
+        if res["Type"] == "AWS::Serverless::Function"
+        for st in res["Properties"]["Policies"][0]["Statement"]
+        if isinstance(st["Resource"], list) and {"Fn::GetAtt": ["EmbeddingCacheTable", "Arn"]} in st["Resource"]
+    ]
+    assert granted == [("EmbeddingsFunction", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"])]
 
 
 def test_functions_run_python312_arm64_with_the_layer() -> None:

@@ -100,6 +100,7 @@ def set_plan(stores: Stores, key_id: str, plan: str) -> KeyRecord:
 # -- plans ----------------------------------------------------------------------------------------------------------
 
 PLAN_FIELDS = {f.name for f in fields(Plan)}
+MAX_CACHE_DAYS = 3650
 LIMIT_NAMES = {w.limit for w in (*REQUEST_WINDOWS, TOKENS)}
 
 
@@ -122,6 +123,17 @@ def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:
             raise AccountError(f"{path}: plan '{name}': allowed_models is \"all\" or a list of model ids.")
         if any(not isinstance(v, int) or v <= 0 for v in plan.get("limits", {}).values()):
             raise AccountError(f"{path}: plan '{name}': limits are positive integers.")
+        days = plan.get("embedding_cache_days", 0)
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_CACHE_DAYS:
+            raise AccountError(
+                f"{path}: plan '{name}': embedding_cache_days is a whole number of days from 0 (off) to "
+                f"{MAX_CACHE_DAYS}, got {days!r}."
+            )
+        if plan.get("embedding_cache_scope", "key") not in ("key", "plan"):
+            raise AccountError(
+                f'{path}: plan \'{name}\': embedding_cache_scope is "key" (each API key its own entries) or "plan" '
+                f"(every key of the plan shares them), got {plan['embedding_cache_scope']!r}."
+            )
     return list(plans)
 
 

@@ -122,6 +122,8 @@ def _plans(stores: Stores, args: argparse.Namespace) -> None:
         print(f"description: {plan.description}")
     print(f"monthly budget (USD): {'none' if plan.monthly_budget is None else f'{plan.monthly_budget:g}'}")
     print("limits:" + "".join(f"\n  {k}: {v}" for k, v in sorted(plan.limits.items())))
+    cache = plan.embedding_cache_days
+    print(f"embedding cache: {f'{cache} days, shared per {plan.embedding_cache_scope}' if cache else 'off'}")
     models = ["all"] if plan.allowed_models == "all" else sorted(plan.allowed_models)
     print("models:" + "".join(f"\n  {m}" for m in models))
 

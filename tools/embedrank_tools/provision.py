@@ -44,17 +44,21 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
         (config.keys_table, tables.KEYS),
         (config.plans_table, tables.PLANS),
         (config.usage_table, tables.USAGE),
+        (config.cache_table, tables.EMBEDDING_CACHE),
     ):
         if name not in existing:
             db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **shape)
             db.get_waiter("table_exists").wait(TableName=name)
-    # Enabling TTL that is already on is a ValidationException in AWS: a second run must not fail.
-    ttl = db.describe_time_to_live(TableName=config.usage_table)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        db.update_time_to_live(
-            TableName=config.usage_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": tables.USAGE_TTL_ATTRIBUTE},
-        )
+    for name, attribute in (
+        (config.usage_table, tables.USAGE_TTL_ATTRIBUTE),
+        (config.cache_table, tables.EMBEDDING_CACHE_TTL_ATTRIBUTE),
+    ):
+        # Enabling TTL that is already on is a ValidationException in AWS: a second run must not fail.
+        ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            db.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+            )
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ class Settings(BaseModel):
     keys_table: str = Field("embedrank-keys", alias="KEYS_TABLE")
     plans_table: str = Field("embedrank-plans", alias="PLANS_TABLE")
     usage_table: str = Field("embedrank-usage", alias="USAGE_TABLE")
+    cache_table: str = Field("embedrank-embedding-cache", alias="EMBEDDING_CACHE_TABLE")
     provider_secret: str = Field("embedrank/providers", alias="PROVIDER_SECRET_NAME", description="name or ARN")
     secret_max_age: int = Field(300, ge=0, alias="SECRET_CACHE_SECONDS", description="provider secret cache TTL")
     auth_cache_ttl: int = Field(30, ge=0, le=60, alias="AUTH_CACHE_SECONDS", description="key and plan cache TTL")

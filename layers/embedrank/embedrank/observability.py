@@ -73,6 +73,8 @@ def publish_request(
     tokens: int,
     search_units: int,
     cost: float,
+    cached_inputs: int = 0,
+    cache_errors: int = 0,
 ) -> None:
     """The request's metrics, written at once as one EMF document.
 
@@ -101,6 +103,10 @@ def publish_request(
         values.append(("SearchUnits", COUNT, [float(search_units)]))
     if cost:
         values.append(("Cost", NO_UNIT, [cost]))  # USD
+    if cached_inputs:
+        values.append(("CachedInputs", COUNT, [float(cached_inputs)]))
+    if cache_errors:  # the embedding cache failed and the provider served instead (domain/cache.py)
+        values.append(("CacheErrors", COUNT, [float(cache_errors)]))
     metric_set = {name: {"Unit": unit, "StorageResolution": 60, "Value": v} for name, unit, v in values}
     document = metrics.serialize_metric_set(
         metrics=metric_set, dimensions={"model": model, "provider": provider}, metadata={}

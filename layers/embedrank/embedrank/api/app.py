@@ -19,11 +19,13 @@ from starlette.routing import Route
 
 from ..config import Settings, settings
 from ..domain.auth import Authenticator
+from ..domain.cache import EmbeddingCache
 from ..domain.catalog import Catalog, catalog
 from ..domain.gateway import Gateway
 from ..domain.limits import Limiter
 from ..domain.usage import Meter
 from ..providers import Registry
+from ..store.cache import CacheStore
 from ..store.dynamo import Stores
 from ..store.secrets import CredentialStore
 from .endpoints import ENDPOINTS, JSON, OPENAPI_PATH, Endpoint
@@ -42,6 +44,7 @@ class Services:
     meter: Meter
     limiter: Limiter
     stores: Stores
+    cache: EmbeddingCache
     # Usage writes still running after their response went out (uvicorn only; see ``Exchange.run``).
     settling: set[asyncio.Future[None]] = field(default_factory=set)
 
@@ -74,6 +77,7 @@ class Services:
             meter=Meter(stores, config.usage_retention_days, gateway.catalog.model_ids()),
             limiter=Limiter(stores),
             stores=stores,
+            cache=EmbeddingCache(CacheStore(config, stores.client)),
         )
 
 

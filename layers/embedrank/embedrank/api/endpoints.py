@@ -47,14 +47,25 @@ async def embeddings(ex: Exchange) -> Response:
         request,
         principal,
         lambda count, width: check_embedding_answer(count, width, request.encoding_format, gzip, ex.channel),
+        cache_control=ex.request.headers.get("cache-control"),
     )
     ex.record.model = planned.model
     await ex.admit(planned.estimate)
-    outcome = await embed(ex.services.gateway, planned)
+    outcome = await embed(ex.services.gateway, planned, ex.services.cache)
     record = ex.record
     record.provider, record.tokens, record.cost = outcome.deployment.provider, outcome.tokens, outcome.cost
-    record.estimated = outcome.estimated
-    usage: EmbeddingUsage = {"prompt_tokens": outcome.tokens, "total_tokens": outcome.tokens, "cost": outcome.cost}
+    record.estimated, record.cached_inputs, record.cost_saved = (
+        outcome.estimated,
+        outcome.cached_inputs,
+        outcome.cost_saved,
+    )
+    ex.cache_errors = outcome.cache_errors
+    usage: EmbeddingUsage = {
+        "prompt_tokens": outcome.tokens,
+        "total_tokens": outcome.tokens,
+        "cost": outcome.cost,
+        "cached_inputs": outcome.cached_inputs,
+    }
     if outcome.estimated:
         usage["estimated"] = True
     body: EmbeddingResponse = {

@@ -37,6 +37,7 @@ class Exchange:
         "admission",
         "billable",
         "budget",
+        "cache_errors",
         "channel",
         "endpoint",
         "principal",
@@ -55,6 +56,7 @@ class Exchange:
         self.request_id = request_id(request)
         self.started = time.perf_counter()
         self.channel = channel_of(services.settings, request.scope)  # how the answer leaves, and so its limits
+        self.cache_errors = 0  # the embedding cache's failures this request (served by the provider instead)
         self.principal: Principal | None = None
         self.admission: Admission | None = None
         self.budget: Budget | None = None
@@ -219,6 +221,8 @@ class Exchange:
             tokens=record.tokens,
             search_units=record.search_units,
             cost=record.cost,
+            cached_inputs=record.cached_inputs,
+            cache_errors=self.cache_errors,
         )
         logger.info(
             "request",
@@ -237,6 +241,7 @@ class Exchange:
                 "tokens": record.tokens,
                 "search_units": record.search_units,
                 "cost": record.cost,
+                "cached_inputs": record.cached_inputs or None,
                 "estimated": record.estimated or None,
                 "error_code": error.code if error is not None else None,
             },

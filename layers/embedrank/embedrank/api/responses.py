@@ -48,7 +48,11 @@ class ErrorResponse(TypedDict):
 class EmbeddingUsage(TypedDict):
     prompt_tokens: int
     total_tokens: int
-    cost: Annotated[float, Field(description="USD, from the catalog price and the provider-reported tokens.")]
+    cost: Annotated[
+        float,
+        Field(description="USD paid to the provider: the catalog price times its reported tokens (0 when all cached)."),
+    ]
+    cached_inputs: Annotated[int, Field(description="Inputs answered from the plan's embedding cache (0 without one).")]
     estimated: NotRequired[
         Annotated[bool, Field(description="Present (true) only when the provider reported no token count.")]
     ]
@@ -222,6 +226,8 @@ class UsageTotals(TypedDict):
     tokens: int
     search_units: int
     cost: Annotated[float, Field(description="USD")]
+    cached_inputs: Annotated[int, Field(description="Inputs answered from the embedding cache")]
+    cost_saved: Annotated[float, Field(description="USD those inputs would have cost from the provider (estimated)")]
 
 
 @with_config(CLOSED)
@@ -238,6 +244,8 @@ class UsageRow(TypedDict):
     tokens: int
     search_units: int
     cost: Annotated[float, Field(description="USD")]
+    cached_inputs: Annotated[int, Field(description="Inputs answered from the embedding cache")]
+    cost_saved: Annotated[float, Field(description="USD those inputs would have cost from the provider (estimated)")]
 
 
 @with_config(CLOSED)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from ..api.requests import EmbeddingRequest
 from ..errors import InvalidRequest, UpstreamError
 from ..providers.calls import EmbedCall, EmbedResult, inputs_within_answer_limit
 from .auth import Principal
+from .cache import CachePolicy, EmbeddingCache, Lookup, entry_keys, policy, to_b64, to_bytes
 from .catalog import Deployment
 from .gateway import Gateway
 from .vectors import Vectors
@@ -59,8 +61,11 @@ class EmbedOutcome:
     deployment: Deployment
     vectors: Vectors
     tokens: int
-    cost: float
+    cost: float  # USD: what the provider was paid (cached inputs cost nothing)
     estimated: bool
+    cached_inputs: int = 0  # inputs answered from the cache
+    cost_saved: float = 0.0  # USD: what they would have cost (estimated: ~4 bytes a token, token arrays exactly)
+    cache_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +76,15 @@ class EmbedPlan:
     model: str  # the catalog id the request named (a bare name resolved)
     chain: tuple[Deployment, ...]
     estimate: float  # USD: the most the dearest deployment of the chain can bill for it
+    cache: CachePolicy | None = None
 
 
 def plan(
-    gateway: Gateway, request: EmbeddingRequest, principal: Principal, check: AnswerCheck | None = None
+    gateway: Gateway,
+    request: EmbeddingRequest,
+    principal: Principal,
+    check: AnswerCheck | None = None,
+    cache_control: str | None = None,
 ) -> EmbedPlan:
     """Everything refused before a provider is called: an unknown model (404), one outside the plan (403), options a
     deployment cannot take (400), an answer the API could not send (``check``)."""
@@ -100,24 +110,87 @@ def plan(
         estimate = max(d.embedding_cost(tokens + reserve_tokens([prefix[d.id]]) * request.count) for d in chain)
     else:
         estimate = max(d.embedding_cost(sum(len(t) for t in request.token_arrays)) for d in chain)
-    return EmbedPlan(request, model, chain, estimate)
+    return EmbedPlan(request, model, chain, estimate, policy(principal.plan, principal.key_id, cache_control))
 
 
-async def embed(gateway: Gateway, planned: EmbedPlan) -> EmbedOutcome:
-    return await gateway.over_chain(planned.chain, lambda d: _embed_on(gateway, d, planned.request))
+async def embed(gateway: Gateway, planned: EmbedPlan, cache: EmbeddingCache | None = None) -> EmbedOutcome:
+    lookup = Lookup(planned.cache) if planned.cache is not None and cache is not None else None
+
+    async def on(deployment: Deployment) -> EmbedOutcome:
+        if lookup is None or cache is None:
+            return await _embed_on(gateway, deployment, planned.request)
+        return await _cached_on(gateway, deployment, planned.request, cache, lookup)
+
+    return await gateway.over_chain(planned.chain, on)
 
 
-async def _embed_on(gateway: Gateway, deployment: Deployment, request: EmbeddingRequest) -> EmbedOutcome:
-    width, native = deployment.resolve_dimensions(request.dimensions)
+def _as_sent(deployment: Deployment, request: EmbeddingRequest) -> Sequence[str] | Sequence[list[int]]:
+    """The inputs as the provider gets them: the prompt of a prompt-based model applied."""
     texts = request.texts
     if texts is not None and deployment.asymmetry == "prompt":
         prefix = deployment.prompts["query" if request.input_type == "query" else "document"]
         if prefix:
-            texts = [prefix + t for t in texts]
-    tokens = None if texts is not None else request.token_arrays
+            return [prefix + t for t in texts]
+    return texts if texts is not None else request.token_arrays or []
+
+
+async def _cached_on(
+    gateway: Gateway, deployment: Deployment, request: EmbeddingRequest, cache: EmbeddingCache, lookup: Lookup
+) -> EmbedOutcome:
+    """``_embed_on`` for the inputs the cache lacks; the answer reassembled in input order (``cache``'s docstring)."""
+    width, native = deployment.resolve_dimensions(request.dimensions)
+    inputs = _as_sent(deployment, request)
+    keys = entry_keys(lookup.policy, deployment, inputs, request.input_type, width=width, native=native)
+    found = await cache.read(lookup, keys, width)
+    first: dict[bytes, int] = {}  # each missing entry, at the first input that needs it
+    for i, key in enumerate(keys):
+        if key not in found and key not in first:
+            first[key] = i
+    if first:
+        fetched = await _embed_on(gateway, deployment, request, only=list(first.values()))
+    else:
+        fetched = EmbedOutcome(deployment, Vectors("base64", []), 0, 0.0, False)
+    fresh: list[str] = fetched.vectors.as_encoding("base64")
+    if not found and len(first) == len(keys):  # nothing from the cache, nothing twice: the provider's answer as is
+        vectors = fetched.vectors
+    else:
+        position = {key: j for j, key in enumerate(first)}
+        vectors = Vectors("base64", [to_b64(found[key]) if key in found else fresh[position[key]] for key in keys])
+    await cache.write(lookup, {key: to_bytes(fresh[j]) for j, key in enumerate(first)})
+    hits = [i for i, key in enumerate(keys) if key in found]
+    saved_tokens = sum(_token_estimate(inputs[i]) for i in hits)
+    return EmbedOutcome(
+        deployment=deployment,
+        vectors=vectors,
+        tokens=fetched.tokens,
+        cost=fetched.cost,
+        estimated=fetched.estimated,
+        cached_inputs=len(hits),
+        cost_saved=deployment.embedding_cost(saved_tokens),
+        cache_errors=lookup.errors,
+    )
+
+
+def _token_estimate(item: str | list[int]) -> int:
+    """What an input would have been billed: token arrays exactly, text at ~4 UTF-8 bytes a token."""
+    return len(item) if not isinstance(item, str) else len(item.encode("utf-8")) // 4 + 1
+
+
+async def _embed_on(
+    gateway: Gateway, deployment: Deployment, request: EmbeddingRequest, only: list[int] | None = None
+) -> EmbedOutcome:
+    """The provider's vectors for the request's inputs (``only``: for these positions, in this order)."""
+    if only is not None:
+        if request.texts is not None:
+            request = request.model_copy(update={"input": [request.texts[i] for i in only]})
+        else:
+            request = request.model_copy(update={"input": [(request.token_arrays or [])[i] for i in only]})
+    width, native = deployment.resolve_dimensions(request.dimensions)
+    inputs = _as_sent(deployment, request)
+    texts = cast(list[str], inputs) if request.texts is not None else None
+    tokens = None if request.texts is not None else request.token_arrays
     credentials = await gateway.credentials_for(deployment.provider)
     adapter = gateway.registry.embedding(deployment.provider)
-    inputs: Sequence[str] | Sequence[list[int]] = texts if texts is not None else tokens or []
     expected = width if native else deployment.dimensions
     # A call's answer is refused past its limit (providers/calls.py); a call asks for no more vectors than fit it.
     per_call = min(deployment.max_inputs, inputs_within_answer_limit(expected))

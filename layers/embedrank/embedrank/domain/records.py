@@ -31,6 +31,9 @@ class KeyRecord:
     monthly_budget: float | None = None
 
 
+CacheScope = Literal["key", "plan"]
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     name: str
@@ -38,6 +41,10 @@ class Plan:
     limits: dict[str, int] = field(default_factory=dict)
     monthly_budget: float | None = None
     description: str = ""
+    # The per-input embedding cache (domain/cache.py): entries kept this many days (0: off), shared by each key
+    # alone or by every key of the plan.
+    embedding_cache_days: int = 0
+    embedding_cache_scope: CacheScope = "key"
 
     def allows(self, model: str) -> bool:
         return self.allowed_models == ALL or model in self.allowed_models
@@ -58,6 +65,8 @@ class UsageRecord:
     search_units: int = 0
     cost: float = 0.0
     estimated: bool = False
+    cached_inputs: int = 0  # inputs answered from the embedding cache
+    cost_saved: float = 0.0  # USD: what those inputs would have cost from the provider (estimated)
     # What admission held against the budget (USD) and on which day's meter: the usage write settles it there.
     reserved: float = 0.0
     meter_day: str = ""
@@ -74,6 +83,8 @@ class Rollup:
     tokens: int
     search_units: int
     cost: float
+    cached_inputs: int = 0
+    cost_saved: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,8 @@ def totals(rollups: list[Rollup]) -> UsageTotals:
         "tokens": sum(r.tokens for r in rollups),
         "search_units": sum(r.search_units for r in rollups),
         "cost": round(sum(r.cost for r in rollups), 10),
+        "cached_inputs": sum(r.cached_inputs for r in rollups),
+        "cost_saved": round(sum(r.cost_saved for r in rollups), 10),
     }
 
 
@@ -173,6 +175,8 @@ def daily_report(stores: Stores, key_id: str, start: date, end: date) -> UsageRe
             "tokens": r.tokens,
             "search_units": r.search_units,
             "cost": round(r.cost, 10),
+            "cached_inputs": r.cached_inputs,
+            "cost_saved": round(r.cost_saved, 10),
         }
         for r in rollups
     ]

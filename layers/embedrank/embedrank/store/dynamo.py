@@ -1,6 +1,6 @@
 """Data access: API keys, plans and usage in DynamoDB. The only module that knows the tables' items and requests.
 
-Every call goes through the process's one boto3 DynamoDB client (``aws.dynamodb``) and through ``_translated``, the
+Every call goes through the process's one boto3 DynamoDB client (``aws.dynamodb``) and through ``translated``, the
 one place an AWS failure becomes a domain error: throttling, an unreachable endpoint, a 5xx, refused credentials or a
 missing table raise ``StoreUnavailable`` (a 503 with ``Retry-After``), never a 500. Outcomes that are answers, not
 failures, are read before that: a refused admission (``ConditionalCheckFailedException``), a usage record already
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "key#"
 COST = "cost_nano_usd"
+CACHED = "cached_inputs"
+SAVED = "saved_nano_usd"
 NANO = 1_000_000_000
 # DynamoDB answers a write that collides with an in-flight transaction on the same item with a conflict, which
 # botocore does not retry; per-key rollups are hot items, so a few quick retries absorb bursts from one key.
@@ -123,7 +125,7 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def translated() -> Iterator[None]:
     """The one place AWS failures become ``StoreUnavailable``."""
     try:
         yield
@@ -161,12 +163,17 @@ class Stores:
     def db(self) -> DynamoDBClient:
         return self._client or aws.dynamodb()
 
+    @property
+    def client(self) -> DynamoDBClient | None:
+        """The client given in place of the process's (tests, tools), if any."""
+        return self._client
+
     def _call(self, operation: str, **params: Any) -> Any:
-        with _translated():
+        with translated():
             return getattr(self.db, operation)(**params)
 
     def _pages(self, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
-        with _translated():
+        with translated():
             yield from self.db.get_paginator(operation).paginate(**params)  # type: ignore[call-overload]
 
     # -- keys -------------------------------------------------------------------------------------------------------
@@ -289,7 +296,7 @@ class Stores:
 
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
-                with _translated():
+                with translated():
                     try:
                         answer = self.db.update_item(**params)
                     except ClientError as exc:
@@ -337,6 +344,8 @@ class Stores:
             "search_units": record.search_units,
             COST: round(record.cost * NANO),
         }
+        if record.cached_inputs:  # only requests the embedding cache answered carry these
+            amounts |= {CACHED: record.cached_inputs, SAVED: round(record.cost_saved * NANO)}
         adds = ", ".join(f"#{k} :{k}" for k in amounts)
         values = {f":{k}": _n(v) for k, v in amounts.items()}
         names = {f"#{k}": k for k in amounts}
@@ -395,7 +404,7 @@ class Stores:
         from botocore.exceptions import ClientError
 
         # Not retried here: ``usage.Meter.write`` retries the whole write, a conflict included, within its budget.
-        with _translated():
+        with translated():
             try:
                 self.db.transact_write_items(TransactItems=items)
             except ClientError as exc:
@@ -456,6 +465,8 @@ class Stores:
                     tokens=int(_num(item, "tokens")),
                     search_units=int(_num(item, "search_units")),
                     cost=_num(item, COST) / NANO,
+                    cached_inputs=int(_num(item, CACHED)),
+                    cost_saved=_num(item, SAVED) / NANO,
                 )
 
 
@@ -493,12 +504,15 @@ def plan_from_item(item: dict[str, Any]) -> Plan:
     )
     limits = {k: int(v["N"]) for k, v in item.get("limits", {}).get("M", {}).items()}
     budget = item.get("monthly_budget")
+    cache_days = item.get("embedding_cache_days")
     return Plan(
         name=item["name"]["S"],
         allowed_models=models,
         limits=limits,
         monthly_budget=float(budget["N"]) if budget else None,
         description=_s(item, "description"),
+        embedding_cache_days=int(cache_days["N"]) if cache_days else 0,
+        embedding_cache_scope="plan" if _s(item, "embedding_cache_scope") == "plan" else "key",
     )
 
 
@@ -514,6 +528,9 @@ def plan_to_item(plan: dict[str, Any]) -> dict[str, Any]:
         item["monthly_budget"] = _n(float(plan["monthly_budget"]))
     if plan.get("description"):
         item["description"] = {"S": plan["description"]}
+    if plan.get("embedding_cache_days"):
+        item["embedding_cache_days"] = _n(int(plan["embedding_cache_days"]))
+        item["embedding_cache_scope"] = {"S": plan.get("embedding_cache_scope", "key")}
     return item
 
 
@@ -534,6 +551,8 @@ def usage_item(record: UsageRecord, expires_at: int) -> dict[str, Any]:
         "search_units": _n(record.search_units),
         "cost": _n(round(record.cost, 10)),
         "estimated": {"BOOL": record.estimated},
+        CACHED: _n(record.cached_inputs),
+        "cost_saved": _n(round(record.cost_saved, 10)),
         TTL: _n(expires_at),
     }
 
@@ -552,5 +571,7 @@ def usage_from_item(item: dict[str, Any]) -> UsageRecord:
         tokens=int(_num(item, "tokens")),
         search_units=int(_num(item, "search_units")),
         cost=_num(item, "cost"),
+        cached_inputs=int(_num(item, CACHED)),
+        cost_saved=_num(item, "cost_saved"),
         estimated=bool(item.get("estimated", {}).get("BOOL", False)),
     )

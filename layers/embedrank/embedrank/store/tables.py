@@ -31,3 +31,10 @@ USAGE: dict[str, Any] = {
     ],
 }
 USAGE_TTL_ATTRIBUTE = "expires_at"
+# The per-input embedding cache: one item per entry, keyed by the entry's SHA-256 (domain/cache.py), the vector as
+# float32 bytes, gone after the plan's days (TTL).
+EMBEDDING_CACHE: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "B"}],
+}
+EMBEDDING_CACHE_TTL_ATTRIBUTE = "expires_at"
