@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from .stream_memory import call
+from .stream_memory import call, print_measured
 
 COUNT, DIMS, DELAY = 2048, 1536, 0.05
 MODEL = "openai/text-embedding-3-small"
@@ -133,9 +131,7 @@ def measure() -> dict[str, Any]:
 
 
 def main() -> None:
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # stdout carries the JSON answer, not the request log lines
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    sys.stdout.write(json.dumps(measure()) + "\n")
+    print_measured(measure)
 
 
 if __name__ == "__main__":

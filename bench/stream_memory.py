@@ -20,6 +20,7 @@ import os
 import random
 import sys
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,9 @@ def provider(vectors: list[str]) -> Any:
     return httpx.MockTransport(answer)
 
 
-async def call(app: Any, body: bytes, key: str = KEY) -> tuple[int, int]:
-    """POST /v1/embeddings as uvicorn would; (status, body bytes sent), each chunk dropped once sent."""
-    status, size, asked = 0, 0, False
+async def post(app: Any, path: str, body: bytes, key: str, send: Any) -> None:
+    """POST ``body`` to ``app`` as uvicorn would, the client staying connected; ``send`` gets every message."""
+    asked = False
 
     async def receive() -> dict[str, Any]:
         nonlocal asked
@@ -65,21 +66,14 @@ async def call(app: Any, body: bytes, key: str = KEY) -> tuple[int, int]:
         asked = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, size
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            size += len(message.get("body", b""))
-
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/embeddings",
-        "raw_path": b"/v1/embeddings",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"x-api-key", key.encode()), (b"content-type", b"application/json")],
@@ -87,6 +81,20 @@ async def call(app: Any, body: bytes, key: str = KEY) -> tuple[int, int]:
         "server": ("127.0.0.1", 80),
     }
     await app(scope, receive, send)
+
+
+async def call(app: Any, body: bytes, key: str = KEY) -> tuple[int, int]:
+    """POST /v1/embeddings; (status, body bytes sent), each chunk dropped once sent, as a socket sends it."""
+    status, size = 0, 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, size
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            size += len(message.get("body", b""))
+
+    await post(app, "/v1/embeddings", body, key, send)
     return status, size
 
 
@@ -135,10 +143,15 @@ def measure() -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> None:
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # stdout carries the JSON answer, not the request log lines
+def print_measured(measure: Callable[[], Any]) -> None:
+    """``measure()``'s result as one JSON line on stdout, the request log lines kept off it."""
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     sys.stdout.write(json.dumps(measure()) + "\n")
+
+
+def main() -> None:
+    print_measured(measure)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,8 @@ def test_a_failing_cache_never_fails_the_request(
     body = {"model": "openai/text-embedding-3-small", "input": POOL[:3], "encoding_format": "base64"}
     reference = embed(cached, DEV_KEY, body)
     # given the cache table failing
-    services.cache = EmbeddingCache(CacheStore(settings, Faulty(boto3.client("dynamodb"), operation, code)))
+    faulty = Faulty(boto3.client("dynamodb"), operation, code)
+    services.cache = EmbeddingCache(CacheStore(Stores(settings, faulty)))  # type: ignore[arg-type]
     # when a cached key asks, twice
     first, second = embed(cached, CACHED_A, body), embed(cached, CACHED_A, body)
     # then the provider serves it, exactly, and the failure is logged (no key, no text)

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from bench.stream_memory import post
 from conftest import FakeUpstream, auth, usage_records
 from embedrank.api.streaming import embedding_chunks
 from embedrank.config import Settings
@@ -131,34 +132,11 @@ def test_the_last_byte_waits_for_the_usage_write_in_lambda(aws: None, upstream: 
     records_at_last_byte: list[int] = []
     body = json.dumps(request_body(512)).encode()
 
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:  # the client stays connected: Starlette listens for a disconnect while it streams
-            await asyncio.Event().wait()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             records_at_last_byte.append(len(usage_records(settings)))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/embeddings",
-        "raw_path": b"/v1/embeddings",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"x-api-key", auth()["X-API-Key"].encode()), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(post(app, "/v1/embeddings", body, auth()["X-API-Key"], send))
     assert records_at_last_byte == [1]
 
 

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import re
+from readme import block
 
-from conftest import ROOT
 from embedrank.domain.catalog import load_catalog
 from embedrank.domain.models import model_limits
-
-START, END = "<!-- limits:start -->", "<!-- limits:end -->"
 
 
 def limits_table() -> str:
@@ -37,8 +34,5 @@ def limits_table() -> str:
 
 
 def test_the_readme_states_each_models_largest_request_per_mode() -> None:
-    readme = (ROOT / "README.md").read_text()
-    found = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), readme, re.S)
-    assert found, "the README lacks its limits table markers"
     expected = limits_table()
-    assert found.group(1) == expected, "README limits table is stale; it should read:\n" + expected
+    assert block("limits") == expected, "the README's table is stale; it should read:\n" + expected

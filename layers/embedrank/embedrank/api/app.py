@@ -77,7 +77,7 @@ class Services:
             meter=Meter(stores, config.usage_retention_days, gateway.catalog.model_ids()),
             limiter=Limiter(stores),
             stores=stores,
-            cache=EmbeddingCache(CacheStore(config, stores.client)),
+            cache=EmbeddingCache(CacheStore(stores)),
         )
 
 

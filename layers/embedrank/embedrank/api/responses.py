@@ -231,7 +231,9 @@ class UsageTotals(TypedDict):
 
 
 @with_config(CLOSED)
-class UsageRow(TypedDict):
+class UsageRow(UsageTotals):
+    """One day and model: the same counts as the totals."""
+
     date: Day
     model: Annotated[
         str,
@@ -239,13 +241,6 @@ class UsageRow(TypedDict):
             description="A model id; '(none)' for requests without one, '(unknown)' for ids the catalog does not know"
         ),
     ]
-    requests: int
-    errors: int
-    tokens: int
-    search_units: int
-    cost: Annotated[float, Field(description="USD")]
-    cached_inputs: Annotated[int, Field(description="Inputs answered from the embedding cache")]
-    cost_saved: Annotated[float, Field(description="USD those inputs would have cost from the provider (estimated)")]
 
 
 @with_config(CLOSED)

@@ -17,9 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import aws
-from ..config import Settings
-from .dynamo import translated
+from .dynamo import Stores, translated
 from .tables import EMBEDDING_CACHE_TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
@@ -34,13 +32,13 @@ UNPROCESSED_PAUSE = 0.02  # seconds before sending what DynamoDB left unprocesse
 class CacheStore:
     """Reads and writes cache entries, one batch call (and its unprocessed rest) per method call. Synchronous."""
 
-    def __init__(self, settings: Settings, client: DynamoDBClient | None = None) -> None:
-        self.settings = settings
-        self._client = client
+    def __init__(self, stores: Stores) -> None:
+        self.settings = stores.settings
+        self._stores = stores
 
     @property
     def db(self) -> DynamoDBClient:
-        return self._client or aws.dynamodb()
+        return self._stores.db
 
     def get(self, keys: Sequence[bytes]) -> tuple[dict[bytes, bytes], int]:
         """The entries found among ``keys`` (at most ``GET_BATCH``): {key: vector bytes}, and how many keys stayed

@@ -163,11 +163,6 @@ class Stores:
     def db(self) -> DynamoDBClient:
         return self._client or aws.dynamodb()
 
-    @property
-    def client(self) -> DynamoDBClient | None:
-        """The client given in place of the process's (tests, tools), if any."""
-        return self._client
-
     def _call(self, operation: str, **params: Any) -> Any:
         with translated():
             return getattr(self.db, operation)(**params)
