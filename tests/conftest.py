@@ -98,7 +98,13 @@ def settings() -> Settings:
 def aws(settings: Settings) -> Iterator[None]:
     from aws_lambda_powertools.utilities import parameters
 
-    from embedrank_tools.provision import create_key, create_tables, put_provider_secret, seed_plans
+    from embedrank_tools.provision import (
+        create_job_stores,
+        create_key,
+        create_tables,
+        put_provider_secret,
+        seed_plans,
+    )
 
     with mock_aws():
         # The process's boto3 clients are built inside mock_aws, which intercepts their calls; none outlives it.
@@ -106,6 +112,7 @@ def aws(settings: Settings) -> Iterator[None]:
         parameters.clear_caches()
         db = boto3.client("dynamodb")
         create_tables(db, settings)
+        create_job_stores(boto3.client("s3"), boto3.client("sqs"), settings)
         seed_plans(db, settings)
         create_key(db, settings, plan="ultra", name="dev", key=DEV_KEY, key_id="key_dev")
         create_key(db, settings, plan="premium", name="premium", key=PREMIUM_KEY, key_id="key_premium")

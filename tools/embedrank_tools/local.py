@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pydantic import BaseModel, ConfigDict, Field
 
 LOCAL_AWS_HOST = "127.0.0.1"
-LOCAL_SERVICES = ("DYNAMODB", "SECRETS_MANAGER")
+LOCAL_SERVICES = ("DYNAMODB", "SECRETS_MANAGER", "S3", "SQS")
 
 
 class LocalSettings(BaseModel):
@@ -35,6 +35,7 @@ class LocalSettings(BaseModel):
     local_aws_port: int = Field(4566, alias="LOCAL_AWS_PORT")
     aws_endpoint_url: str = Field("", alias="AWS_ENDPOINT_URL", description="an already running local AWS")
     dev_key: str = Field("", alias="EMBEDRANK_DEV_API_KEY", description="the dev key to create (default: a new one)")
+    job_workers: int = Field(2, ge=1, le=32, alias="JOB_WORKERS", description="batch job worker threads")
 
     @classmethod
     def from_env(cls, env: MutableMapping[str, str]) -> LocalSettings:
@@ -81,11 +82,19 @@ def provision(env: MutableMapping[str, str], dev_key: str | None) -> str:
     from embedrank.domain.auth import hash_key
     from embedrank.store.dynamo import Stores
 
-    from .provision import create_key, create_tables, provider_secret_from_env, put_provider_secret, seed_plans
+    from .provision import (
+        create_job_stores,
+        create_key,
+        create_tables,
+        provider_secret_from_env,
+        put_provider_secret,
+        seed_plans,
+    )
 
     config = Settings.from_env(env)
     db = boto3.client("dynamodb")
     create_tables(db, config)
+    env["JOBS_QUEUE_URL"] = create_job_stores(boto3.client("s3"), boto3.client("sqs"), config, visibility_seconds=30)
     seed_plans(db, config)
     put_provider_secret(boto3.client("secretsmanager"), config.provider_secret, provider_secret_from_env(env))
     if dev_key and Stores(config, db).get_key(hash_key(dev_key)) is not None:
@@ -127,9 +136,15 @@ def main() -> None:
             print(f"Embedrank local: http://{config.host}:{config.port}  (local AWS at {endpoint})", file=sys.stderr)
             print(f"Providers configured: {configured}", file=sys.stderr)
             print(f"Dev API key (plan ultra): {key}", file=sys.stderr, flush=True)
-            server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", access_log=False))
+            app = create_app()
+            from .workers import LocalWorkers
+
+            workers = LocalWorkers(app.state.services.jobs, config.job_workers)
+            workers.start()
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down; stop the local AWS too
                 server.run(sockets=[sock])
+            workers.stop()
     except PortInUse as exc:
         print(f"embedrank: {exc}", file=sys.stderr)
         sys.exit(2)

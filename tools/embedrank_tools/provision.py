@@ -21,7 +21,9 @@ from .accounts import PLANS_SEED
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 # Provider id -> (API key variable, base URL variable) for local mode; the base URL replaces the same prefix the
 # provider's own SDK uses (see README).
@@ -45,6 +47,7 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
         (config.plans_table, tables.PLANS),
         (config.usage_table, tables.USAGE),
         (config.cache_table, tables.EMBEDDING_CACHE),
+        (config.jobs_table, tables.JOBS),
     ):
         if name not in existing:
             db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **shape)
@@ -52,6 +55,7 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
     for name, attribute in (
         (config.usage_table, tables.USAGE_TTL_ATTRIBUTE),
         (config.cache_table, tables.EMBEDDING_CACHE_TTL_ATTRIBUTE),
+        (config.jobs_table, tables.JOBS_TTL_ATTRIBUTE),
     ):
         # Enabling TTL that is already on is a ValidationException in AWS: a second run must not fail.
         ttl = db.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -59,6 +63,24 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
             db.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
             )
+
+
+def create_job_stores(s3: S3Client, sqs: SQSClient, config: Settings, visibility_seconds: int = 60) -> str:
+    """The files bucket, the chunk queue and its dead-letter queue (a chunk goes there after 3 failed receives), as
+    ``template.yaml`` declares them; the queue's URL."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.create_bucket(Bucket=config.files_bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    dlq = sqs.create_queue(QueueName=config.jobs_dlq)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = orjson.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"}).decode()
+    return sqs.create_queue(
+        QueueName=config.jobs_queue, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility_seconds)}
+    )["QueueUrl"]
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_agent_runtime import AgentsforBedrockRuntimeClient
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 USER_AGENT = "embedrank"
 # service -> botocore Config arguments.
@@ -44,6 +46,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "read_timeout": 3,
         "retries": {"mode": "legacy", "total_max_attempts": 3},
     },
+    # Batch jobs' files and chunks: off the request path of embeddings, so botocore's standard retries.
+    "s3": {"retries": {"mode": "standard", "total_max_attempts": 3}, "max_pool_connections": 32},
+    "sqs": {"retries": {"mode": "standard", "total_max_attempts": 3}},
     "bedrock-runtime": {"retries": {"mode": "standard", "total_max_attempts": 2}, "max_pool_connections": 32},
     "bedrock-agent-runtime": {"retries": {"mode": "standard", "total_max_attempts": 2}, "max_pool_connections": 32},
 }
@@ -78,6 +83,14 @@ def dynamodb() -> DynamoDBClient:
 
 def secretsmanager() -> SecretsManagerClient:
     return client("secretsmanager")  # type: ignore[no-any-return]
+
+
+def s3() -> S3Client:
+    return client("s3")  # type: ignore[no-any-return]
+
+
+def sqs() -> SQSClient:
+    return client("sqs")  # type: ignore[no-any-return]
 
 
 def bedrock_runtime(read_timeout: float) -> BedrockRuntimeClient:

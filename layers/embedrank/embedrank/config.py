@@ -21,6 +21,13 @@ class Settings(BaseModel):
     plans_table: str = Field("embedrank-plans", alias="PLANS_TABLE")
     usage_table: str = Field("embedrank-usage", alias="USAGE_TABLE")
     cache_table: str = Field("embedrank-embedding-cache", alias="EMBEDDING_CACHE_TABLE")
+    # Batch jobs (domain/jobs.py): files in S3, their state in DynamoDB, chunks of lines through SQS.
+    files_bucket: str = Field("embedrank-files", alias="FILES_BUCKET")
+    jobs_table: str = Field("embedrank-jobs", alias="JOBS_TABLE")
+    jobs_queue: str = Field("embedrank-jobs", alias="JOBS_QUEUE", description="the chunk queue's name")
+    jobs_queue_url: str = Field("", alias="JOBS_QUEUE_URL", description="its URL (default: looked up by name)")
+    jobs_dlq: str = Field("embedrank-jobs-dlq", alias="JOBS_DLQ", description="its dead-letter queue's name")
+    job_chunk_lines: int = Field(100, gt=0, le=1000, alias="JOB_CHUNK_LINES", description="lines per chunk")
     provider_secret: str = Field("embedrank/providers", alias="PROVIDER_SECRET_NAME", description="name or ARN")
     secret_max_age: int = Field(300, ge=0, alias="SECRET_CACHE_SECONDS", description="provider secret cache TTL")
     auth_cache_ttl: int = Field(30, ge=0, le=60, alias="AUTH_CACHE_SECONDS", description="key and plan cache TTL")

@@ -22,11 +22,15 @@ from ..domain.auth import Authenticator
 from ..domain.cache import EmbeddingCache
 from ..domain.catalog import Catalog, catalog
 from ..domain.gateway import Gateway
+from ..domain.jobs import Jobs
 from ..domain.limits import Limiter
 from ..domain.usage import Meter
 from ..providers import Registry
 from ..store.cache import CacheStore
 from ..store.dynamo import Stores
+from ..store.jobs import JobStore
+from ..store.objects import ObjectStore
+from ..store.queue import ChunkQueue
 from ..store.secrets import CredentialStore
 from .endpoints import ENDPOINTS, JSON, OPENAPI_PATH, Endpoint
 from .errors import http_error, request_id
@@ -45,6 +49,7 @@ class Services:
     limiter: Limiter
     stores: Stores
     cache: EmbeddingCache
+    jobs: Jobs
     # Usage writes still running after their response went out (uvicorn only; see ``Exchange.run``).
     settling: set[asyncio.Future[None]] = field(default_factory=set)
 
@@ -70,15 +75,22 @@ class Services:
             registry or Registry(),
             CredentialStore(config.provider_secret, config.secret_max_age),
         )
-        return cls(
-            settings=config,
+        auth = Authenticator(stores, config.auth_cache_ttl)
+        meter = Meter(stores, config.usage_retention_days, gateway.catalog.model_ids())
+        limiter = Limiter(stores)
+        cache = EmbeddingCache(CacheStore(stores))
+        jobs = Jobs(
+            store=JobStore(config),
+            objects=ObjectStore(config),
+            queue=ChunkQueue(config),
             gateway=gateway,
-            auth=Authenticator(stores, config.auth_cache_ttl),
-            meter=Meter(stores, config.usage_retention_days, gateway.catalog.model_ids()),
-            limiter=Limiter(stores),
-            stores=stores,
-            cache=EmbeddingCache(CacheStore(stores)),
+            cache=cache,
+            meter=meter,
+            limiter=limiter,
+            principal_of=auth.by_id,
+            chunk_lines=config.job_chunk_lines,
         )
+        return cls(config, gateway, auth, meter, limiter, stores, cache, jobs)
 
 
 def _route(services: Services, name: str, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:

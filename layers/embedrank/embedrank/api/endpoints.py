@@ -17,14 +17,31 @@ from ..domain.models import model_entry, visible_models
 from ..domain.rerank import plan as plan_rerank
 from ..domain.rerank import rerank
 from ..domain.usage import daily_report, report_range
+from . import jobs
+from .bodies import embedding_body, rerank_body
 from .exchange import Exchange
-from .requests import EmbeddingRequest, RerankRequest, UsageQuery, parse_body
+from .requests import (
+    BatchCreate,
+    EmbeddingRequest,
+    ListQuery,
+    RerankRequest,
+    UploadComplete,
+    UploadCreate,
+    UsageQuery,
+    parse_body,
+)
 from .responses import (
+    BatchList,
+    BatchObject,
     EmbeddingResponse,
-    EmbeddingUsage,
+    FileDeleted,
+    FileList,
+    FileObject,
     ModelEntry,
     ModelList,
     RerankResponse,
+    UploadObject,
+    UploadPart,
     UsageReport,
 )
 from .sizes import check_embedding_answer, check_rerank_answer
@@ -60,21 +77,7 @@ async def embeddings(ex: Exchange) -> Response:
         outcome.cost_saved,
     )
     ex.cache_errors = outcome.cache_errors
-    usage: EmbeddingUsage = {
-        "prompt_tokens": outcome.tokens,
-        "total_tokens": outcome.tokens,
-        "cost": outcome.cost,
-        "cached_inputs": outcome.cached_inputs,
-    }
-    if outcome.estimated:
-        usage["estimated"] = True
-    body: EmbeddingResponse = {
-        "object": "list",
-        "data": [],  # the vectors: filled whole, or streamed (``streaming.embeddings_response``)
-        "model": request.model,
-        "provider": outcome.deployment.provider,
-        "usage": usage,
-    }
+    body = embedding_body(request, outcome, with_data=False)  # the vectors: filled whole, or streamed
     return embeddings_response(body, outcome.vectors, request.encoding_format, ex.channel)
 
 
@@ -91,15 +94,7 @@ async def rerank_documents(ex: Exchange) -> Response:
     record = ex.record
     record.provider, record.cost = outcome.deployment.provider, outcome.cost
     record.tokens, record.search_units = outcome.tokens, outcome.search_units
-    body: RerankResponse = {
-        "id": ex.request_id,
-        "object": "list",
-        "results": outcome.items(),
-        "model": request.model,
-        "provider": outcome.deployment.provider,
-        "usage": outcome.usage(),
-        "meta": outcome.meta(),
-    }
+    body = rerank_body(ex.request_id, request, outcome)
     return json_response(body)
 
 
@@ -205,4 +200,46 @@ ENDPOINTS: dict[str, Endpoint] = {
         billable=False,
     ),
 }
+# Batch jobs (OpenAI's Files, Uploads and Batch APIs): statuses a job operation can answer besides the auth ones.
+_JOB_ERRORS = (*_AUTH_ERRORS, 404, 413)
+
+
+def _job(
+    path: str,
+    method: str,
+    handler: Callable[[Exchange], Awaitable[Response]],
+    summary: str,
+    response: type,
+    *,
+    request: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+) -> Endpoint:
+    return Endpoint((path,), method, handler, summary, response, request, query, _JOB_ERRORS, "jobs", billable=False)
+
+
+ENDPOINTS |= {
+    "files.create": _job("/v1/files", "POST", jobs.create_file, "Upload a batch input file (multipart: file, purpose)",
+                         FileObject),
+    "files.list": _job("/v1/files", "GET", jobs.list_files, "The key's files, newest first", FileList,
+                       query=ListQuery),
+    "files.retrieve": _job("/v1/files/{file_id}", "GET", jobs.get_file, "One file", FileObject),
+    "files.delete": _job("/v1/files/{file_id}", "DELETE", jobs.delete_file, "Delete a file", FileDeleted),
+    "files.content": _job("/v1/files/{file_id}/content", "GET", jobs.file_content,
+                          "A file's content: a redirect to it in S3", FileObject),
+    "uploads.create": _job("/v1/uploads", "POST", jobs.create_upload, "Start an upload in parts", UploadObject,
+                           request=UploadCreate),
+    "uploads.parts": _job("/v1/uploads/{upload_id}/parts", "POST", jobs.add_part,
+                          "Add a part (multipart: data; at most 4,706,304 bytes a request)", UploadPart),
+    "uploads.complete": _job("/v1/uploads/{upload_id}/complete", "POST", jobs.complete_upload,
+                             "Join the parts into a file", UploadObject, request=UploadComplete),
+    "uploads.cancel": _job("/v1/uploads/{upload_id}/cancel", "POST", jobs.cancel_upload, "Cancel an upload",
+                           UploadObject),
+    "batches.create": _job("/v1/batches", "POST", jobs.create_batch, "Start a batch job over an input file",
+                           BatchObject, request=BatchCreate),
+    "batches.list": _job("/v1/batches", "GET", jobs.list_batches, "The key's batches, newest first", BatchList,
+                         query=ListQuery),
+    "batches.retrieve": _job("/v1/batches/{batch_id}", "GET", jobs.get_batch, "One batch", BatchObject),
+    "batches.cancel": _job("/v1/batches/{batch_id}/cancel", "POST", jobs.cancel_batch, "Cancel a batch",
+                           BatchObject),
+}  # fmt: skip
 OPENAPI_PATH = "/openapi.json"

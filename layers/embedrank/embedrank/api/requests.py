@@ -221,3 +221,38 @@ class UsageQuery(BaseModel):
 
     start: dt.date = Field(description="First day, UTC, as YYYY-MM-DD.")
     end: dt.date = Field(description="Last day, UTC, inclusive, as YYYY-MM-DD; at most 366 days from start.")
+
+
+# -- batch jobs (OpenAI's Files, Uploads and Batch APIs) --------------------------------------------------------------
+
+
+class UploadCreate(_Strict):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)  # the openai SDK may add newer fields
+
+    bytes: int = Field(gt=0, description="The file's size: the parts must add up to it.")
+    filename: NonEmptyStr
+    mime_type: NonEmptyStr
+    purpose: NonEmptyStr = Field(description="'batch'")
+
+
+class UploadComplete(_Strict):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    part_ids: list[NonEmptyStr] = Field(min_length=1, description="The parts, in the order they make the file.")
+    md5: str | None = None
+
+
+class BatchCreate(_Strict):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    input_file_id: NonEmptyStr
+    endpoint: NonEmptyStr = Field(description="'/v1/embeddings' or '/v1/rerank': every line's url.")
+    completion_window: NonEmptyStr = Field(description="'24h'")
+    metadata: dict[str, str] | None = None
+
+
+class ListQuery(BaseModel):
+    """A list's query string: newest first, ``limit`` items after the id ``after``."""
+
+    after: str | None = Field(default=None, description="The last id of the previous page.")
+    limit: int = Field(default=20, ge=1, le=100)

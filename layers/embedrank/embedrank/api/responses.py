@@ -253,3 +253,116 @@ class UsageReport(TypedDict):
     end: Day
     data: list[UsageRow]
     totals: UsageTotals
+
+
+# -- files, uploads, batches (OpenAI's shapes: the openai SDK parses them) --------------------------------------------
+
+FilePurpose = Literal["batch", "batch_output"]
+
+
+@with_config(CLOSED)
+class FileObject(TypedDict):
+    id: str
+    object: Literal["file"]
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: FilePurpose
+    status: Literal["uploaded", "processed", "error"]
+    expires_at: int
+
+
+@with_config(CLOSED)
+class FileList(TypedDict):
+    object: Literal["list"]
+    data: list[FileObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+@with_config(CLOSED)
+class FileDeleted(TypedDict):
+    id: str
+    object: Literal["file"]
+    deleted: bool
+
+
+@with_config(CLOSED)
+class UploadObject(TypedDict):
+    id: str
+    object: Literal["upload"]
+    bytes: int
+    created_at: int
+    expires_at: int
+    filename: str
+    purpose: str
+    status: Literal["pending", "completed", "cancelled", "expired"]
+    file: FileObject | None
+
+
+@with_config(CLOSED)
+class UploadPart(TypedDict):
+    id: str
+    object: Literal["upload.part"]
+    created_at: int
+    upload_id: str
+
+
+@with_config(CLOSED)
+class BatchCounts(TypedDict):
+    total: int
+    completed: int
+    failed: int
+
+
+@with_config(CLOSED)
+class BatchErrorItem(TypedDict):
+    code: str
+    message: str
+    line: int | None
+    param: str | None
+
+
+@with_config(CLOSED)
+class BatchErrors(TypedDict):
+    object: Literal["list"]
+    data: list[BatchErrorItem]
+
+
+BatchStatus = Literal[
+    "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
+]
+
+
+@with_config(CLOSED)
+class BatchObject(TypedDict):
+    id: str
+    object: Literal["batch"]
+    endpoint: str
+    errors: BatchErrors | None
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    output_file_id: str | None
+    error_file_id: str | None
+    created_at: int
+    in_progress_at: int | None
+    expires_at: int
+    finalizing_at: int | None
+    completed_at: int | None
+    failed_at: int | None
+    expired_at: int | None
+    cancelling_at: int | None
+    cancelled_at: int | None
+    request_counts: BatchCounts
+    metadata: dict[str, str] | None
+
+
+@with_config(CLOSED)
+class BatchList(TypedDict):
+    object: Literal["list"]
+    data: list[BatchObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool

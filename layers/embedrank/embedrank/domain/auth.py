@@ -106,6 +106,18 @@ class Authenticator:
             raise AuthenticationError("Incorrect API key provided.")
         if record.status != "active":
             raise AuthenticationError("This API key has been revoked.", code="revoked_api_key")
+        return self._principal(record)
+
+    def by_id(self, key_id: str) -> Principal:
+        """The principal of a key id, as it stands now (a batch job's worker: no key is sent). Synchronous."""
+        found = self._stores.find_key(key_id)
+        if found is None:
+            raise AuthenticationError("The batch's API key no longer exists.")
+        if found[1].status != "active":
+            raise AuthenticationError("This API key has been revoked.", code="revoked_api_key")
+        return self._principal(found[1])
+
+    def _principal(self, record: KeyRecord) -> Principal:
         plan = self._plans.get(record.plan, self._stores.get_plan)
         if plan is None:
             raise PermissionDenied(f"This API key's plan '{record.plan}' does not exist.", code="unknown_plan")

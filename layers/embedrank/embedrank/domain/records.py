@@ -67,6 +67,9 @@ class UsageRecord:
     estimated: bool = False
     cached_inputs: int = 0  # inputs answered from the embedding cache
     cost_saved: float = 0.0  # USD: what those inputs would have cost from the provider (estimated)
+    # A batch job's chunk is metered in one record: its lines are its requests, its failed lines its errors.
+    requests: int = 1
+    errors: int | None = None  # None: 1 if ``status`` is an error, else 0
     # What admission held against the budget (USD) and on which day's meter: the usage write settles it there.
     reserved: float = 0.0
     meter_day: str = ""
@@ -111,3 +114,65 @@ class Spend:
 class MeterResult:
     admitted: bool
     values: dict[str, float]  # the meter's counters and ``cost`` (USD): after the update, or as they stood if refused
+
+
+# -- batch jobs ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class JobFile:
+    """A file of the Files API: a batch's input (``batch``) or its output or errors (``batch_output``)."""
+
+    id: str
+    key_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: int
+    expires_at: int
+    object_key: str  # where it lives in the files bucket
+
+
+@dataclass(slots=True)
+class Upload:
+    """An upload in parts (OpenAI's Uploads API), completed into a ``JobFile``."""
+
+    id: str
+    key_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    created_at: int
+    expires_at: int
+    status: Literal["pending", "completed", "cancelled", "expired"] = "pending"
+    file_id: str | None = None
+
+
+BATCH_TIMES = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "cancelling_at", "cancelled_at")
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch job: its request lines, in chunks, run by the job workers (domain/jobs.py)."""
+
+    id: str
+    key_id: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    created_at: int
+    expires_at: int
+    status: str
+    metadata: dict[str, str] | None = None
+    total: int = 0  # lines
+    chunks_total: int = 0
+    completed: int = 0
+    failed: int = 0
+    chunks_done: int = 0
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: list[dict[str, object]] | None = None
+    reserved: float = 0.0  # USD held against the budget at creation, settled chunk by chunk
+    meter_day: str = ""
+    times: dict[str, int] = field(default_factory=dict)  # BATCH_TIMES that have happened

@@ -333,8 +333,8 @@ class Stores:
         ts = record.timestamp
         day, month, minute = ts[:10], ts[:7], "t" + ts[11:13] + ts[14:16]
         amounts = {
-            "requests": 1,
-            "errors": int(record.status >= 400),
+            "requests": record.requests,
+            "errors": int(record.status >= 400) if record.errors is None else record.errors,
             "tokens": record.tokens,
             "search_units": record.search_units,
             COST: round(record.cost * NANO),
@@ -549,7 +549,7 @@ def usage_item(record: UsageRecord, expires_at: int) -> dict[str, Any]:
         CACHED: _n(record.cached_inputs),
         "cost_saved": _n(round(record.cost_saved, 10)),
         TTL: _n(expires_at),
-    }
+    } | ({"requests": _n(record.requests), "errors": _n(record.errors or 0)} if record.requests != 1 else {})
 
 
 def usage_from_item(item: dict[str, Any]) -> UsageRecord:
@@ -568,5 +568,7 @@ def usage_from_item(item: dict[str, Any]) -> UsageRecord:
         cost=_num(item, "cost"),
         cached_inputs=int(_num(item, CACHED)),
         cost_saved=_num(item, "cost_saved"),
+        requests=int(_num(item, "requests")) if "requests" in item else 1,
+        errors=int(_num(item, "errors")) if "errors" in item else None,
         estimated=bool(item.get("estimated", {}).get("BOOL", False)),
     )

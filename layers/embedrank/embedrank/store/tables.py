@@ -38,3 +38,12 @@ EMBEDDING_CACHE: dict[str, Any] = {
     "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "B"}],
 }
 EMBEDDING_CACHE_TTL_ATTRIBUTE = "expires_at"
+# Batch jobs' state (store/jobs.py): files, uploads, batches under their key's partition, and each batch's chunks.
+JOBS: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ],
+}
+JOBS_TTL_ATTRIBUTE = "expires_at"
