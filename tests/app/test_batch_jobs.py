@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -168,8 +168,8 @@ def test_rerank_lines_run_too(jobs: Any, settings: Settings, upstream: FakeUpstr
         return json_response({"id": "r", "results": results, "meta": {"billed_units": {"search_units": 1}}})
 
     upstream.handler = cohere_rerank
-    lines = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/rerank",
-              "body": {"model": "cohere/rerank-v3.5", "query": "q", "documents": ["a", "b"]}} for i in range(3)]  # fmt: skip
+    body = {"model": "cohere/rerank-v3.5", "query": "q", "documents": ["a", "b"]}
+    lines = [{"custom_id": f"q{i}", "method": "POST", "url": "/v1/rerank", "body": body} for i in range(3)]
     b = create(jobs, upload(jobs, jsonl(lines)).json()["id"], "/v1/rerank").json()
     drain(jobs.app.state.services)
     done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()

@@ -39,7 +39,7 @@ def test_template_tables_match_the_code() -> None:
     assert cache["AttributeDefinitions"] == tables.EMBEDDING_CACHE["AttributeDefinitions"]
     assert cache["BillingMode"] == "PAY_PER_REQUEST"
     assert cache["TimeToLiveSpecification"] == {"AttributeName": tables.EMBEDDING_CACHE_TTL_ATTRIBUTE, "Enabled": True}
-    # only the embeddings function reads and writes it, in batches
+    # only the embeddings function and the batch worker read and write it, in batches
     granted = [
         (name, st["Action"])
         for name, res in resources.items()
@@ -47,7 +47,8 @@ def test_template_tables_match_the_code() -> None:
         for st in res["Properties"]["Policies"][0]["Statement"]
         if isinstance(st["Resource"], list) and {"Fn::GetAtt": ["EmbeddingCacheTable", "Arn"]} in st["Resource"]
     ]
-    assert granted == [("EmbeddingsFunction", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"])]
+    batches = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
+    assert granted == [("EmbeddingsFunction", batches), ("WorkerFunction", batches)]
 
 
 def test_functions_run_python312_arm64_with_the_layer() -> None:
@@ -176,7 +177,7 @@ def served_routes(handler_module: str) -> set[tuple[str, str]]:
         f"import json, {handler_module} as m\n"
         "print(json.dumps([[x, r.path] for r in m.app.routes for x in r.methods if x != 'HEAD']))"
     )
-    paths = ("layers/embedrank", "functions/embeddings", "functions/rerank", "functions/account")
+    paths = ("layers/embedrank", *(f"functions/{name}" for name in ("embeddings", "rerank", "account", "jobs")))
     out = subprocess.run(
         [sys.executable, "-c", code],
         env={
@@ -201,6 +202,9 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
     assert set(rest) == set(http) == app_routes
     assert {route: fn for route, (fn, _) in rest.items()} == {route: fn for route, (fn, _) in http.items()}
     for name, res in functions(doc).items():
+        if name == "WorkerFunction":  # SQS events only
+            assert not routes(doc, name) and set(res["Properties"]["Events"]) == {"Chunks", "DeadLetters"}
+            continue
         assert routes(doc, name) <= served_routes(handler_module(res))
     for function, integration in http.values():
         assert integration["type"] == "aws_proxy" and integration["payloadFormatVersion"] == "2.0"
@@ -208,7 +212,7 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
     for function, integration in rest.values():
         uri = integration["uri"]["Fn::Sub"]
         assert integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST"
-        if function == "AccountFunction":  # small answers: the plain invocation, buffered
+        if function in ("AccountFunction", "JobsFunction"):  # small answers: the plain invocation, buffered
             assert uri.endswith(f"/2015-03-31/functions/${{{function}.Arn}}/invocations")
             assert "responseTransferMode" not in integration
         else:  # InvokeWithResponseStream, and API Gateway streams what it gets
@@ -221,7 +225,7 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
         for res in resources.values()
         if res["Type"] == "AWS::Lambda::Permission"
     }
-    assert permitted == set(functions(doc))
+    assert permitted == set(functions(doc)) - {"WorkerFunction"}  # invoked by SQS (its event source mapping)
     assert resources["RestApi"]["Condition"] == "Streaming" and resources["HttpApi"]["Condition"] == "Buffered"
 
 
@@ -237,11 +241,11 @@ def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> Non
         lambda_metrics = {
             (a["MetricName"], a.get("ExtendedStatistic", a.get("Statistic")))
             for a in alarms.values()
-            if "MetricName" in a
+            if a.get("Namespace") == "AWS/Lambda"
         }
         assert lambda_metrics == {("Throttles", "Sum"), ("Duration", "p99")}, name
         for alarm in alarms.values():
-            if "MetricName" in alarm:
+            if alarm.get("Namespace") == "AWS/Lambda":
                 assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
             actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
             assert alarm["AlarmActions"] == alarm["OKActions"] == actions
@@ -268,6 +272,9 @@ def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> Non
             for route in routes(doc, name)
         }
         assert watched == expected, name
+    # the worker answers no route: its third alarm watches the chunks that reach the dead-letter queue
+    [dead] = [a for a in alarms_on(doc, "WorkerFunction").values() if a.get("Namespace") == "AWS/SQS"]
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}}]
 
 
 def test_stage_throttling_tracing_switch_and_optional_custom_domain() -> None:

@@ -137,6 +137,7 @@ class Endpoint:
     # Calls a provider and costs money: held to the budget and answered with ``x-embedrank-cost``. Account
     # endpoints are not, so a key over its budget can still see its models and what it spent.
     billable: bool = True
+    redirect: bool = False  # answers a 307 to where the content is (``response`` then names what is there)
 
 
 # Statuses every authenticated endpoint can answer: a credential sent twice, no/bad key, a key whose plan is gone, a
@@ -213,8 +214,12 @@ def _job(
     *,
     request: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
+    redirect: bool = False,
 ) -> Endpoint:
-    return Endpoint((path,), method, handler, summary, response, request, query, _JOB_ERRORS, "jobs", billable=False)
+    return Endpoint(
+        (path,), method, handler, summary, response, request, query, _JOB_ERRORS, "jobs", billable=False,
+        redirect=redirect,
+    )  # fmt: skip
 
 
 ENDPOINTS |= {
@@ -225,7 +230,7 @@ ENDPOINTS |= {
     "files.retrieve": _job("/v1/files/{file_id}", "GET", jobs.get_file, "One file", FileObject),
     "files.delete": _job("/v1/files/{file_id}", "DELETE", jobs.delete_file, "Delete a file", FileDeleted),
     "files.content": _job("/v1/files/{file_id}/content", "GET", jobs.file_content,
-                          "A file's content: a redirect to it in S3", FileObject),
+                          "A file's content: a redirect to it in S3 (a presigned URL)", FileObject, redirect=True),
     "uploads.create": _job("/v1/uploads", "POST", jobs.create_upload, "Start an upload in parts", UploadObject,
                            request=UploadCreate),
     "uploads.parts": _job("/v1/uploads/{upload_id}/parts", "POST", jobs.add_part,

@@ -117,6 +117,9 @@ def _responses(name: str, endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
             "content": {JSON: {"schema": {"$ref": refs[endpoint.response, "serialization"]}}},
         }
     }
+    if endpoint.redirect:
+        location = {"description": "Where the content is, for a few minutes", "schema": {"type": "string"}}
+        responses = {"307": {"description": endpoint.summary, "headers": ok_headers | {"location": location}}}
     error_schema = {"$ref": refs[ErrorResponse, "serialization"]}
     for status in sorted({*endpoint.errors, 500}):
         headers = _header_refs({"x-request-id": "RequestId", **_RATE_LIMIT_HEADERS})
