@@ -19,7 +19,7 @@ from .client import ROOT, fake_upstream, python_env
 from .scenarios import all_latency
 
 OUT = ROOT / "bench" / "out"
-PARTS = ("server", "inprocess", "memory", "cache", "http2", "cold")
+PARTS = ("server", "inprocess", "memory", "cache", "jobs", "http2", "cold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ class Sizes:
     fanout_runs: int = 3
     fanout_inputs: int = 2048
     http2_runs: int = 5
+    job_lines: int = 100_000
     layer: bool = True
 
     @classmethod
@@ -53,6 +54,7 @@ class Sizes:
             fanout_runs=1,
             fanout_inputs=200,
             http2_runs=0,
+            job_lines=0,
             layer=False,
         )
 
@@ -110,6 +112,9 @@ def run(sizes: Sizes, parts: set[str]) -> dict[str, Any]:
     if "cache" in parts:
         log("the embedding cache on 2048 inputs, uncached vs cached ...")
         result["cache"] = run_json("cache")
+    if "jobs" in parts and sizes.job_lines:
+        log(f"a {sizes.job_lines}-line batch job through make serve, 1 to 8 workers ...")
+        result["jobs"] = run_json("jobs")
     if "http2" in parts and sizes.http2_runs:
         log("fan-out over HTTP/1.1 and HTTP/2 (TLS, hypercorn) ...")
         result["http2"] = run_json("http2", "--runs", str(sizes.http2_runs))

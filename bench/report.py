@@ -150,6 +150,18 @@ def _cache(inproc: dict[str, Any], big: dict[str, Any]) -> list[Line]:
     return out
 
 
+def _jobs(rows: list[dict[str, Any]]) -> list[Line]:
+    return [
+        info(
+            f"batch job, {r['lines']} lines of {r['inputs_per_line']} inputs, 50 ms upstream, make serve with "
+            f"{r['workers']} worker{'s' if r['workers'] > 1 else ''}",
+            f"{r['lines_per_s']:g} lines/s ({r['inputs_per_s']:g} inputs/s), {r['chunk_s']:g} s a 100-line chunk; "
+            f"upload {r['upload_s']:g} s, batches.create {r['create_s']:g} s",
+        )
+        for r in rows
+    ]
+
+
 def _stream_memory(rows: list[dict[str, Any]]) -> list[Line]:
     out = []
     for row in rows:
@@ -206,6 +218,7 @@ def lines(result: dict[str, Any]) -> list[Line]:
     out += _memory(result.get("memory") or {})
     out += _stream_memory(result.get("stream_memory") or [])
     out += _cache(result.get("inprocess") or {}, result.get("cache") or {})
+    out += _jobs(result.get("jobs") or [])
     if result.get("http2"):
         out += _http2(result["http2"])
     out += _cold(result.get("cold_start") or {})

@@ -21,8 +21,9 @@ PACE_RPS = 40.0  # the drift run's requests per second, under the plan's 3,000 a
 
 
 @contextmanager
-def local_server(fake_port: int) -> Iterator[int]:
-    """Start ``python -m embedrank_tools.local`` against the fake upstreams; yield its port."""
+def local_server(fake_port: int, **extra: str) -> Iterator[int]:
+    """Start ``python -m embedrank_tools.local`` against the fake upstreams (``extra``: more environment); yield its
+    port."""
     port, aws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{fake_port}"
     env = python_env(
@@ -35,6 +36,7 @@ def local_server(fake_port: int) -> Iterator[int]:
         COHERE_API_KEY=FAKE_KEY,
         COHERE_BASE_URL=base,
     )
+    env.update(extra)
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(

@@ -336,3 +336,24 @@ def test_an_upload_whose_parts_do_not_add_up_is_a_400(jobs: Any) -> None:
     r = jobs.post(f"/v1/uploads/{u['id']}/complete", json={"part_ids": [p["id"]]}, headers=auth())
     assert r.status_code == 400 and "3 bytes" in r.json()["error"]["message"]
     assert jobs.post(f"/v1/uploads/{u['id']}/cancel", headers=auth()).json()["status"] == "cancelled"
+
+
+def test_outputs_are_joined_in_s3_with_part_copies_and_bounded_buffers(aws: None, settings: Settings) -> None:
+    from embedrank.store.objects import MIN_PART, ObjectStore
+
+    # given chunk outputs of every size: one over S3's 5 MiB part minimum, small ones, an empty one, a missing one
+    objects = ObjectStore(settings)
+    parts = {
+        "jobs/b/out/000000.jsonl": b"a" * (MIN_PART + 11),  # a part as it is: copied inside S3
+        "jobs/b/out/000001.jsonl": b"b" * 100,
+        "jobs/b/out/000002.jsonl": b"c" * (MIN_PART + 123),  # after a small one: read into the buffer by ranges
+        "jobs/b/out/000003.jsonl": b"",
+        "jobs/b/out/000005.jsonl": b"d" * 3000,
+    }
+    for key, data in parts.items():
+        objects.put(key, data)
+    sources = [f"jobs/b/out/{n:06d}.jsonl" for n in range(6)]
+    # when they are joined, then the file is their bytes in order, the missing one counting as empty
+    size = objects.join(sources, "files/k/joined")
+    expected = b"".join(parts.get(k, b"") for k in sources)
+    assert size == len(expected) and objects.get("files/k/joined") == expected

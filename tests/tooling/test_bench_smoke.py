@@ -118,3 +118,12 @@ def test_the_cache_bench_reports_both_requests_and_their_dynamodb_calls() -> Non
     }
     [line] = report.lines({"cache": result})
     assert line.verdict == "—" and "uncached vs all cached" in line.figure
+
+
+def test_the_batch_job_bench_runs_a_small_job_through_make_serve() -> None:
+    from bench import jobs
+
+    [row] = jobs.measure(lines=300, workers=(2,), window=3)
+    assert row["workers"] == 2 and row["lines_per_s"] > 0
+    [line] = report.lines({"jobs": [row]})
+    assert line.verdict == "—" and "2 workers" in line.figure

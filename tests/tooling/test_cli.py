@@ -175,3 +175,29 @@ def test_plans_seed_refuses_bad_cache_fields(
     seed.write_text(json.dumps({"plans": [{"name": "bad", "allowed_models": "all", **fields}]}))
     code, _, err = run_cli(capsys, "plans", "seed", str(seed))
     assert code != 0 and says in err and "Traceback" not in err
+
+
+def test_files_import_hands_an_s3_object_over_as_a_keys_batch_input(
+    aws: None, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    # given a JSONL object in another bucket of the account
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="team-corpus")
+    request = {"model": "openai/text-embedding-3-small", "input": ["x"]}
+    body = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": request}).encode() + b"\n"
+    s3.put_object(Bucket="team-corpus", Key="exports/chunks.jsonl", Body=body)
+    # when the operator imports it for a key
+    code, out, _ = run_cli(capsys, "files", "import", "--key", "key_dev", "s3://team-corpus/exports/chunks.jsonl")
+    # then the key owns a batch input file with the same bytes
+    assert code == 0
+    file_id = out.split()[3]
+    from embedrank.store.jobs import JobStore
+
+    f = JobStore(settings).get_file("key_dev", file_id)
+    assert f is not None and f.bytes == len(body) and f.filename == "chunks.jsonl" and f.purpose == "batch"
+    assert s3.get_object(Bucket=settings.files_bucket, Key=f.object_key)["Body"].read() == body
+    # and a bad URL or an unknown key is one line, no traceback
+    assert run_cli(capsys, "files", "import", "--key", "key_dev", "team-corpus/x")[0] == 1
+    assert run_cli(capsys, "files", "import", "--key", "key_nope", "s3://team-corpus/x")[0] == 1

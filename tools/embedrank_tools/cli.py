@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="re-ingest usage records logged as usage_replay lines (idempotent)"
     )
     replay.add_argument("file", type=Path, metavar="FILE", help="log lines, e.g. exported from CloudWatch; - for stdin")
+
+    files = groups.add_parser("files", help="batch jobs' files").add_subparsers(dest="action", required=True)
+    hand = files.add_parser("import", help="hand an S3 object of this account over as a key's batch input file")
+    hand.add_argument("--key", dest="key_id", required=True, metavar="ID", help="the key that will own the file")
+    hand.add_argument("source", metavar="s3://BUCKET/KEY", help="a JSONL object; copied inside S3, never downloaded")
     return parser
 
 
@@ -173,6 +178,18 @@ def _usage(stores: Stores, args: argparse.Namespace) -> None:
     print(_table(rows, ("MODEL", "REQUESTS", "ERRORS", "TOKENS", "SEARCH UNITS", "COST USD")))
 
 
+def _files(stores: Stores, args: argparse.Namespace) -> None:
+    from embedrank.api.app import Services
+
+    accounts.require_key(stores, args.key_id)
+    bucket, _, key = args.source.removeprefix("s3://").partition("/")
+    if not args.source.startswith("s3://") or not bucket or not key:
+        raise AccountError(f"Not an S3 URL: {args.source!r} (expected s3://BUCKET/KEY).")
+    f = Services.build(stores.settings, stores=stores).jobs.import_file(args.key_id, bucket, key)
+    print(f"Imported {args.source} as {f.id} ({f.bytes} bytes) for {args.key_id}: client.batches.create(")
+    print(f'    input_file_id="{f.id}", endpoint="/v1/embeddings", completion_window="24h")  # with that key')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -182,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.group == "usage" and args.key_id is None:
         parser.error("usage: --key ID is required (or: usage replay FILE)")
     try:
-        {"keys": _keys, "plans": _plans, "usage": _usage}[args.group](stores, args)
+        {"keys": _keys, "plans": _plans, "usage": _usage, "files": _files}[args.group](stores, args)
     except AccountError as exc:
         print(f"embedrank: {exc}", file=sys.stderr)
         return 1

@@ -105,6 +105,17 @@ class Jobs:
         self.store.put_file(f)
         return f
 
+    def import_file(self, key_id: str, bucket: str, key: str) -> JobFile:
+        """An S3 object of the account made a batch input file of ``key_id``'s (the operator's CLI): copied inside S3,
+        checked by ``batches.create`` like any other."""
+        now = int(self.clock())
+        f = JobFile(new_id("file-"), key_id, key.rsplit("/", 1)[-1][:255] or "input.jsonl", "batch", 0, now,
+                    now + FILE_DAYS * 86_400, "")  # fmt: skip
+        f.object_key = f"files/{key_id}/{f.id}"
+        f.bytes = self.objects.copy_in(bucket, key, f.object_key)
+        self.store.put_file(f)
+        return f
+
     def file(self, principal: Principal, file_id: str) -> JobFile:
         found = self.store.get_file(principal.key_id, file_id)
         if found is None:

@@ -68,6 +68,12 @@ class ObjectStore:
             if rest:
                 yield offset, rest
 
+    def copy_in(self, bucket: str, key: str, target: str) -> int:
+        """Copy another bucket's object to ``target``, inside S3; its size."""
+        with translated():
+            self.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
+        return self.size(target)
+
     def size(self, key: str) -> int:
         with translated():
             return int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
