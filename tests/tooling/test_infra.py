@@ -229,6 +229,29 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
     assert resources["RestApi"]["Condition"] == "Streaming" and resources["HttpApi"]["Condition"] == "Buffered"
 
 
+def test_the_jobs_table_matches_the_code_and_only_the_job_functions_touch_the_files_bucket() -> None:
+    doc = template()
+    props = doc["Resources"]["JobsTable"]["Properties"]
+    assert props["KeySchema"] == tables.JOBS["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(tables.JOBS["AttributeDefinitions"], key=str)
+    assert props["TimeToLiveSpecification"] == {"AttributeName": tables.JOBS_TTL_ATTRIBUTE, "Enabled": True}
+    objects = {"Fn::Sub": "${FilesBucket.Arn}/*"}
+    bucket = {"Fn::GetAtt": ["FilesBucket", "Arn"]}
+    grants: dict[str, dict[str, list[str]]] = {}
+    for name, res in functions(doc).items():
+        for st in res["Properties"]["Policies"][0]["Statement"]:
+            for resource in st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]:
+                if resource in (objects, bucket):
+                    grants.setdefault(name, {}).setdefault(str(resource), []).extend(st["Action"])
+    assert sorted(grants) == ["JobsFunction", "WorkerFunction"]
+    for name, granted in grants.items():
+        assert sorted(granted[str(objects)]) == sorted(
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+        ), name
+        # without it S3 answers a missing key's HeadObject with 403, and a chunk's unwritten part reads as a failure
+        assert granted[str(bucket)] == ["s3:ListBucket"], name
+
+
 def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> None:
     doc = template()
     resources, params = doc["Resources"], doc["Parameters"]
