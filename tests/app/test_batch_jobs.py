@@ -14,7 +14,8 @@ import pytest
 
 from conftest import DEV_KEY, PREMIUM_KEY, FakeUpstream, auth
 from embedrank.config import Settings
-from fakes import b64, decode_b64, json_response, vector
+from embedrank.store.queue import LANES
+from fakes import b64, cohere_embed_answer, decode_b64, json_response, vector
 from provider_fakes import seed
 
 EMBED = "openai/text-embedding-3-small"
@@ -55,13 +56,15 @@ def upload(client: Any, data: bytes, key: str = DEV_KEY, purpose: str = "batch")
 def drain(services: Any, dead_letter: bool = False) -> int:
     """Run every message waiting on the chunk queue (or its dead-letter queue) as the worker would; how many."""
     sqs = boto3.client("sqs")
-    url = services.jobs.queue.url(dead_letters=dead_letter)
+    queue = services.jobs.queue
+    urls = [queue.url(dead_letters=True)] if dead_letter else [queue.url(lane) for lane in LANES]
     done = 0
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            asyncio.run(services.jobs.handle(message["Body"], dead_letter=dead_letter))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            done += 1
+    for url in urls:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                asyncio.run(services.jobs.handle(message["Body"], dead_letter=dead_letter))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                done += 1
     return done
 
 
@@ -161,6 +164,32 @@ def test_a_batch_runs_every_line_once_and_exactly(jobs: Any, settings: Settings,
     assert sum(r["tokens"] for r in batch_rows) == 250 * 6
 
 
+def test_each_chunk_goes_to_its_providers_lane(jobs: Any, settings: Settings, upstream: FakeUpstream) -> None:
+    # given lines for OpenAI and Cohere, interleaved, in chunks of at most 2 lines
+    upstream.handler = lambda r: cohere_embed_answer(r, 1536) if "cohere" in r.url.host else openai_by_text(r)
+    services = jobs.app.state.services
+    services.jobs.chunk_lines = 2
+    models = ["openai"] * 3 + ["cohere"] * 2 + ["openai"]
+    lines = [line(f"r{i}", ["t"], model=f"{m}/{'text-embedding-3-small' if m == 'openai' else 'embed-v4.0'}")
+             for i, m in enumerate(models)]  # fmt: skip
+    b = create(jobs, upload(jobs, jsonl(lines)).json()["id"]).json()
+    # then a chunk holds one lane's consecutive lines, on that lane's queue
+    sqs = boto3.client("sqs")
+    queued = {}
+    for lane in ("openai", "cohere"):
+        got = sqs.receive_message(QueueUrl=services.jobs.queue.url(lane), MaxNumberOfMessages=10, VisibilityTimeout=0)
+        queued[lane] = sorted((m["first"], m["lines"]) for m in (json.loads(x["Body"]) for x in got["Messages"]))
+    assert queued == {"openai": [(1, 2), (3, 1), (6, 1)], "cohere": [(4, 2)]}
+    # and the worker runs them all into one batch
+    assert drain(services) == 4
+    done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()
+    errors = output(services, settings, "key_dev", done["error_file_id"]) if done["error_file_id"] else []
+    assert done["request_counts"] == {"total": 6, "completed": 6, "failed": 0}, errors
+    out = output(services, settings, "key_dev", done["output_file_id"])
+    assert sorted(o["custom_id"] for o in out) == [f"r{i}" for i in range(6)]
+    assert {o["custom_id"]: o["response"]["body"]["provider"] for o in out}["r3"] == "cohere"
+
+
 def test_rerank_lines_run_too(jobs: Any, settings: Settings, upstream: FakeUpstream) -> None:
     def cohere_rerank(request: Any) -> Any:
         docs = json.loads(request.content)["documents"]
@@ -220,7 +249,7 @@ def test_cancel_stops_the_chunks_not_started_and_keeps_the_ones_done(jobs: Any, 
     services.jobs.chunk_lines = 10
     b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(50)])).json()["id"]).json()
     sqs = boto3.client("sqs")
-    url = services.jobs.queue.url()
+    url = services.jobs.queue.url("openai")
     # given two chunks run
     for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]:
         asyncio.run(services.jobs.handle(message["Body"], dead_letter=False))
@@ -239,7 +268,7 @@ def test_a_retried_chunk_is_billed_and_counted_once(jobs: Any, upstream: FakeUps
     services = jobs.app.state.services
     b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(5)])).json()["id"]).json()
     sqs = boto3.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url())["Messages"]
+    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url("openai"))["Messages"]
     # the same chunk delivered twice (a worker that timed out after doing it, say)
     asyncio.run(services.jobs.handle(message["Body"], dead_letter=False))
     asyncio.run(services.jobs.handle(message["Body"], dead_letter=False))
@@ -255,7 +284,7 @@ def test_a_chunk_that_keeps_failing_reports_its_lines_failed(jobs: Any, settings
     services = jobs.app.state.services
     b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(4)])).json()["id"]).json()
     sqs = boto3.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url())["Messages"]
+    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url("openai"))["Messages"]
     # SQS moved it to the dead-letter queue after its last failed receive
     asyncio.run(services.jobs.handle(message["Body"], dead_letter=True))
     done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()

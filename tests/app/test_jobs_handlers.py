@@ -54,7 +54,7 @@ def sqs_event(messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
 
 
 def queued(settings: Settings, dead_letters: bool = False) -> list[dict[str, Any]]:
-    name = settings.jobs_dlq if dead_letters else settings.jobs_queue
+    name = settings.jobs_dlq if dead_letters else f"{settings.jobs_queue}-openai"
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     messages: list[dict[str, Any]] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
@@ -84,7 +84,9 @@ def test_a_file_uploaded_through_api_gateway_runs_as_a_batch_in_the_worker(
     b = create_batch(jobs_handler)
     assert b["request_counts"] == {"total": 2, "completed": 0, "failed": 0}
     # when the worker gets the chunk's SQS event
-    answer = worker.handler(sqs_event(queued(settings), settings.jobs_queue), LambdaContext("WorkerFunction"))
+    answer = worker.handler(
+        sqs_event(queued(settings), f"{settings.jobs_queue}-openai"), LambdaContext("WorkerFunction")
+    )
     # then nothing is handed back to SQS, the batch is completed and listed
     assert answer == {"batchItemFailures": []}
     done = retrieve(jobs_handler, b["id"])
@@ -105,7 +107,7 @@ def test_a_record_that_fails_is_handed_back_to_sqs_and_its_dead_letter_reports_t
     [message] = queued(settings)
     # given a record the worker cannot run (its body is not JSON)
     broken = {"MessageId": "m-broken", "ReceiptHandle": "r", "Body": "{not json"}
-    answer = worker.handler(sqs_event([broken], settings.jobs_queue), LambdaContext("WorkerFunction"))
+    answer = worker.handler(sqs_event([broken], f"{settings.jobs_queue}-openai"), LambdaContext("WorkerFunction"))
     # then only that record is handed back for SQS to retry
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-broken"}]}
     # and when the real chunk arrives from the dead-letter queue (every attempt failed), its lines are failed

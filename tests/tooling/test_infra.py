@@ -203,7 +203,8 @@ def test_every_route_the_app_serves_is_routed_to_the_function_that_serves_it() -
     assert {route: fn for route, (fn, _) in rest.items()} == {route: fn for route, (fn, _) in http.items()}
     for name, res in functions(doc).items():
         if name == "WorkerFunction":  # SQS events only
-            assert not routes(doc, name) and set(res["Properties"]["Events"]) == {"Chunks", "DeadLetters"}
+            assert not routes(doc, name)
+            assert {e["Type"] for e in res["Properties"]["Events"].values()} == {"SQS"}
             continue
         assert routes(doc, name) <= served_routes(handler_module(res))
     for function, integration in http.values():
@@ -250,6 +251,39 @@ def test_the_jobs_table_matches_the_code_and_only_the_job_functions_touch_the_fi
         ), name
         # without it S3 answers a missing key's HeadObject with 403, and a chunk's unwritten part reads as a failure
         assert granted[str(bucket)] == ["s3:ListBucket"], name
+
+
+def test_each_lane_has_its_queue_and_its_own_maximum_concurrency() -> None:
+    from embedrank.providers import EMBEDDING, RERANK
+    from embedrank.store.queue import LANE_OF, LANES
+
+    doc = template()
+    resources, parameters = doc["Resources"], doc["Parameters"]
+    # every provider the registry can call has a lane
+    assert set(LANE_OF) == set(EMBEDDING) | set(RERANK)
+    queues = {"".join(p.capitalize() for p in lane.split("-")): lane for lane in LANES}
+    declared = {n for n, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    assert declared == {f"JobsQueue{name}" for name in queues} | {"JobsDeadLetterQueue"}
+    env = doc["Globals"]["Function"]["Environment"]["Variables"]["JOBS_QUEUE_URLS"]["Fn::Sub"]
+    assert json.loads(env) == {lane: "${JobsQueue" + name + "}" for name, lane in queues.items()}
+    events = functions(doc)["WorkerFunction"]["Properties"]["Events"]
+    sends = functions(doc)["JobsFunction"]["Properties"]["Policies"][0]["Statement"]
+    [send] = [st for st in sends if st["Action"] == ["sqs:SendMessage"]]
+    assert sorted(r["Fn::GetAtt"][0] for r in send["Resource"]) == sorted(f"JobsQueue{n}" for n in queues)
+    for name in queues:
+        props = resources[f"JobsQueue{name}"]["Properties"]
+        assert props["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+            "maxReceiveCount": 3,
+        }
+        event = events[f"Chunks{name}"]["Properties"]
+        assert event["Queue"] == {"Fn::GetAtt": [f"JobsQueue{name}", "Arn"]}
+        assert event["BatchSize"] == 1 and event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        # the lane's pace is a parameter of its own
+        assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"JobsConcurrency{name}"}
+        assert parameters[f"JobsConcurrency{name}"]["MinValue"] == 2  # Lambda's least maximum concurrency
+        # a chunk of 100 lines runs within the function's timeout; SQS waits 6 times it before handing it out again
+        assert props["VisibilityTimeout"] >= 6 * functions(doc)["WorkerFunction"]["Properties"]["Timeout"]
 
 
 def test_every_function_has_a_log_group_with_retention_and_three_alarms() -> None:

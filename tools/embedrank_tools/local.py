@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 LOCAL_AWS_HOST = "127.0.0.1"
@@ -94,7 +95,8 @@ def provision(env: MutableMapping[str, str], dev_key: str | None) -> str:
     config = Settings.from_env(env)
     db = boto3.client("dynamodb")
     create_tables(db, config)
-    env["JOBS_QUEUE_URL"] = create_job_stores(boto3.client("s3"), boto3.client("sqs"), config, visibility_seconds=30)
+    urls = create_job_stores(boto3.client("s3"), boto3.client("sqs"), config, visibility_seconds=30)
+    env["JOBS_QUEUE_URLS"] = orjson.dumps(urls).decode()
     seed_plans(db, config)
     put_provider_secret(boto3.client("secretsmanager"), config.provider_secret, provider_secret_from_env(env))
     if dev_key and Stores(config, db).get_key(hash_key(dev_key)) is not None:

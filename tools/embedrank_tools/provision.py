@@ -65,10 +65,12 @@ def create_tables(db: DynamoDBClient, config: Settings) -> None:
             )
 
 
-def create_job_stores(s3: S3Client, sqs: SQSClient, config: Settings, visibility_seconds: int = 60) -> str:
-    """The files bucket, the chunk queue and its dead-letter queue (a chunk goes there after 3 failed receives), as
-    ``template.yaml`` declares them; the queue's URL."""
+def create_job_stores(s3: S3Client, sqs: SQSClient, config: Settings, visibility_seconds: int = 60) -> dict[str, str]:
+    """The files bucket, one chunk queue per lane and their dead-letter queue (a chunk goes there after 3 failed
+    receives), as ``template.yaml`` declares them; each lane's queue URL."""
     from botocore.exceptions import ClientError
+
+    from embedrank.store.queue import LANES
 
     try:
         s3.create_bucket(Bucket=config.files_bucket)
@@ -78,9 +80,13 @@ def create_job_stores(s3: S3Client, sqs: SQSClient, config: Settings, visibility
     dlq = sqs.create_queue(QueueName=config.jobs_dlq)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = orjson.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"}).decode()
-    return sqs.create_queue(
-        QueueName=config.jobs_queue, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility_seconds)}
-    )["QueueUrl"]
+    return {
+        lane: sqs.create_queue(
+            QueueName=f"{config.jobs_queue}-{lane}",
+            Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility_seconds)},
+        )["QueueUrl"]
+        for lane in LANES
+    }
 
 
 def load_plans(path: Path = PLANS_SEED) -> list[dict[str, Any]]:

@@ -1,18 +1,26 @@
 """``make serve``'s batch job workers: threads doing what the worker function does in Lambda, on the local SQS.
 
-Each thread polls the chunk queue (or its dead-letter queue) and hands each message to ``Jobs.handle`` on an event
-loop of its own; a message is deleted once handled, and one that failed comes back after the queue's visibility
-timeout, until SQS moves it to the dead-letter queue after 3 receives (the queue's redrive policy, as in AWS).
+Each thread polls the lanes' chunk queues in turn (or the dead-letter queue) and hands each message to ``Jobs.handle``
+on an event loop of its own; a message is deleted once handled, and one that failed comes back after the queue's
+visibility timeout, until SQS moves it to the dead-letter queue after 3 receives (the queues' redrive policy, as in
+AWS). Unlike Lambda's event source mappings, the threads are shared by every lane: no per-lane concurrency here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TYPE_CHECKING, Any
 
 from embedrank import aws
 from embedrank.domain.jobs import Jobs
 from embedrank.observability import logger
+from embedrank.store.queue import LANES
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+IDLE_SECONDS = 0.25  # a pause after a pass over every queue found nothing
 
 
 class LocalWorkers:
@@ -37,19 +45,30 @@ class LocalWorkers:
     def _poll(self, dead_letter: bool) -> None:
         loop = asyncio.new_event_loop()
         sqs = aws.sqs()
-        url = self.jobs.queue.url(dead_letters=dead_letter)
+        queue = self.jobs.queue
+        urls = [queue.url(dead_letters=True)] if dead_letter else [queue.url(lane) for lane in LANES]
+        turn = 0
         while not self._stop.is_set():
-            try:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-            except Exception as exc:  # the local AWS stopping under us
-                logger.warning("job worker cannot poll", extra={"error_type": type(exc).__name__})
-                self._stop.wait(1)
-                continue
-            for message in messages.get("Messages", []):
+            found = False
+            for i in range(len(urls)):
+                url = urls[(turn + i) % len(urls)]
                 try:
-                    loop.run_until_complete(self.jobs.handle(message["Body"], dead_letter=dead_letter))
-                except Exception as exc:
-                    logger.warning("job chunk failed; SQS retries it", extra={"error_type": type(exc).__name__})
-                    continue
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])
+                except Exception as exc:  # the local AWS stopping under us
+                    logger.warning("job worker cannot poll", extra={"error_type": type(exc).__name__})
+                    break
+                if messages:
+                    found, turn = True, (turn + i + 1) % len(urls)  # the next poll starts at the next lane
+                    self._run(loop, sqs, url, messages[0], dead_letter)
+                    break
+            if not found:
+                self._stop.wait(IDLE_SECONDS)
         loop.close()
+
+    def _run(self, loop: asyncio.AbstractEventLoop, sqs: SQSClient, url: str, message: Any, dead_letter: bool) -> None:
+        try:
+            loop.run_until_complete(self.jobs.handle(message["Body"], dead_letter=dead_letter))
+        except Exception as exc:
+            logger.warning("job chunk failed; SQS retries it", extra={"error_type": type(exc).__name__})
+            return
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

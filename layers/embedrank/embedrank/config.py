@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 
 class Settings(BaseModel):
@@ -24,9 +24,11 @@ class Settings(BaseModel):
     # Batch jobs (domain/jobs.py): files in S3, their state in DynamoDB, chunks of lines through SQS.
     files_bucket: str = Field("embedrank-files", alias="FILES_BUCKET")
     jobs_table: str = Field("embedrank-jobs", alias="JOBS_TABLE")
-    jobs_queue: str = Field("embedrank-jobs", alias="JOBS_QUEUE", description="the chunk queue's name")
-    jobs_queue_url: str = Field("", alias="JOBS_QUEUE_URL", description="its URL (default: looked up by name)")
-    jobs_dlq: str = Field("embedrank-jobs-dlq", alias="JOBS_DLQ", description="its dead-letter queue's name")
+    jobs_queue: str = Field("embedrank-jobs", alias="JOBS_QUEUE", description="the chunk queues' names: <it>-<lane>")
+    jobs_queue_urls: Json[dict[str, str]] = Field(
+        default_factory=dict, alias="JOBS_QUEUE_URLS", description="JSON: each lane's queue URL (default: by name)"
+    )
+    jobs_dlq: str = Field("embedrank-jobs-dlq", alias="JOBS_DLQ", description="their dead-letter queue's name")
     job_chunk_lines: int = Field(100, gt=0, le=1000, alias="JOB_CHUNK_LINES", description="lines per chunk")
     provider_secret: str = Field("embedrank/providers", alias="PROVIDER_SECRET_NAME", description="name or ARN")
     secret_max_age: int = Field(300, ge=0, alias="SECRET_CACHE_SECONDS", description="provider secret cache TTL")

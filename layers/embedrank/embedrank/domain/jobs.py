@@ -4,8 +4,9 @@ A batch's input file is checked whole at ``batches.create``, before anything is 
 object with a ``custom_id`` seen nowhere else in the file, ``"method": "POST"``, the batch's ``url`` and a body the
 synchronous endpoint would take (its model known and in the key's plan). The first bad line refuses the file with a
 400 naming it (one rule: a job never runs half a file by surprise). The file's estimated cost is then reserved
-against the key's budget in one admission, the lines are cut into chunks of ``JOB_CHUNK_LINES`` by byte range, and
-each chunk becomes one SQS message.
+against the key's budget in one admission, the lines are cut into chunks of ``JOB_CHUNK_LINES`` by byte range (a
+chunk's lines all go first to providers of one lane: ``store/queue.py``), and each chunk becomes one SQS message on
+its lane's queue.
 
 A worker (``run_chunk``; the worker function in Lambda, threads in ``make serve``) reads its chunk's lines from S3
 and runs each through the same domain code as a synchronous request (``embeddings.plan``/``embed`` with the cache,
@@ -40,20 +41,20 @@ from ..errors import AuthenticationError, EmbedrankError, InvalidRequest, ModelN
 from ..observability import logger
 from ..store.jobs import JobStore, new_id
 from ..store.objects import ObjectStore
-from ..store.queue import ChunkQueue
+from ..store.queue import LANE_OF, ChunkQueue
 from .auth import Principal
 from .cache import EmbeddingCache
-from .embeddings import embed
+from .embeddings import EmbedPlan, embed
 from .embeddings import plan as plan_embedding
 from .gateway import Gateway
 from .limits import Limiter
 from .records import Batch, JobFile, Upload, UsageRecord
+from .rerank import RerankPlan, rerank
 from .rerank import plan as plan_rerank
-from .rerank import rerank
 from .usage import Meter
 
 ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/rerank": "rerank"}
-Chunk = tuple[int, int, int, int]  # a chunk's first byte, end byte, lines, and its first line's number
+Chunk = tuple[int, int, int, int, str]  # a chunk's first byte, end byte, lines, its first line's number, its lane
 COMPLETION_WINDOW = "24h"
 FILE_DAYS = 30  # files and batches are kept this long (OpenAI keeps batch files 30 days)
 UPLOAD_SECONDS = 3600  # an upload not completed within the hour expires (OpenAI's rule)
@@ -263,8 +264,9 @@ class Jobs:
                 "end": end,
                 "lines": lines,
                 "first": first,
+                "lane": lane,
             }
-            for n, (start, end, lines, first) in enumerate(chunks)
+            for n, (start, end, lines, first, lane) in enumerate(chunks)
         ]
         try:
             self.queue.send(messages)
@@ -278,32 +280,37 @@ class Jobs:
         return b
 
     def _plan_lines(self, principal: Principal, source: JobFile, endpoint: str) -> tuple[list[Chunk], float]:
-        """The file's chunks ``(start byte, end byte, lines, first line number)`` and its estimated cost; a 400
-        naming the first bad line."""
+        """The file's chunks and its estimated cost; a 400 naming the first bad line. A chunk holds consecutive lines
+        of one lane (their model's first provider's queue), at most ``chunk_lines``."""
         seen: set[str] = set()
         chunks: list[Chunk] = []
-        estimate, start, count, number, end = 0.0, 0, 0, 0, 0
+        estimate, start, count, number, end, lane = 0.0, 0, 0, 0, 0, ""
         for offset, raw in self.objects.lines(source.object_key):
             if not raw.strip():
                 continue
             number += 1
             if number > MAX_LINES:
                 raise InvalidRequest(f"The file holds more than {MAX_LINES} requests.", param="input_file_id")
+            cost, provider = self._check_line(principal, raw, number, endpoint, seen)
+            if count and (count == self.chunk_lines or LANE_OF[provider] != lane):
+                chunks.append((start, end, count, number - count, lane))
+                count = 0
             if count == 0:
-                start = offset
-            estimate += self._check_line(principal, raw, number, endpoint, seen)
+                start, lane = offset, LANE_OF[provider]
+            estimate += cost
             count += 1
             end = offset + len(raw) + 1
-            if count == self.chunk_lines:
-                chunks.append((start, end, count, number - count + 1))
-                count = 0
         if count:
-            chunks.append((start, end, count, number - count + 1))
+            chunks.append((start, end, count, number - count + 1, lane))
         if not chunks:
             raise InvalidRequest("The input file holds no requests.", param="input_file_id")
         return chunks, estimate
 
-    def _check_line(self, principal: Principal, raw: bytes, number: int, endpoint: str, seen: set[str]) -> float:
+    def _check_line(
+        self, principal: Principal, raw: bytes, number: int, endpoint: str, seen: set[str]
+    ) -> tuple[float, str]:
+        """The line's estimated cost and the provider it goes to first."""
+
         def bad(reason: str) -> InvalidRequest:
             return InvalidRequest(f"Line {number} of the input file: {reason}", param="input_file_id",
                                   code="invalid_batch_line")  # fmt: skip
@@ -328,12 +335,12 @@ class Jobs:
         if not isinstance(body, dict):
             raise bad("body must be a JSON object: the request to send.")
         try:
-            estimate: float = self._plan(principal, endpoint, body).estimate
+            planned = self._plan(principal, endpoint, body)
         except EmbedrankError as err:
             raise bad(err.message) from None
-        return estimate
+        return planned.estimate, planned.chain[0].provider
 
-    def _plan(self, principal: Principal, endpoint: str, body: dict[str, Any]) -> Any:
+    def _plan(self, principal: Principal, endpoint: str, body: dict[str, Any]) -> EmbedPlan | RerankPlan:
         if ENDPOINTS[endpoint] == "embeddings":
             request = parse_body(EmbeddingRequest, orjson.dumps(body))
             return plan_embedding(self.gateway, request, principal)
@@ -405,7 +412,7 @@ class Jobs:
         custom_id = str(line.get("custom_id", ""))
         try:
             planned = self._plan(principal, b.endpoint, line["body"])
-            if b.endpoint == "/v1/embeddings":
+            if isinstance(planned, EmbedPlan):
                 embedded = await embed(self.gateway, planned, self.cache)
                 body: Any = embedding_body(planned.request, embedded, with_data=True)
                 metered = Metered(planned.model, embedded.deployment.provider, embedded.tokens, 0, embedded.cost,
