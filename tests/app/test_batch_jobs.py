@@ -148,6 +148,9 @@ def test_a_batch_runs_every_line_once_and_exactly(jobs: Any, settings: Settings,
     done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()
     assert done["status"] == "completed" and done["request_counts"] == {"total": 250, "completed": 250, "failed": 0}
     assert done["error_file_id"] is None and done["metadata"] == {"run": "t"}
+    # the one model every line names, and the tokens the provider billed (2 a text)
+    assert done["model"] == EMBED
+    assert done["usage"]["input_tokens"] == done["usage"]["total_tokens"] == 250 * 6
     out = output(services, settings, "key_dev", done["output_file_id"])
     assert sorted(o["custom_id"] for o in out) == sorted(f"req-{i}" for i in range(250))
     for o in out:
@@ -188,6 +191,7 @@ def test_each_chunk_goes_to_its_providers_lane(jobs: Any, settings: Settings, up
     out = output(services, settings, "key_dev", done["output_file_id"])
     assert sorted(o["custom_id"] for o in out) == [f"r{i}" for i in range(6)]
     assert {o["custom_id"]: o["response"]["body"]["provider"] for o in out}["r3"] == "cohere"
+    assert done["model"] is None  # the lines name two models
 
 
 def test_rerank_lines_run_too(jobs: Any, settings: Settings, upstream: FakeUpstream) -> None:
@@ -262,6 +266,22 @@ def test_cancel_stops_the_chunks_not_started_and_keeps_the_ones_done(jobs: Any, 
     assert len(output(services, settings, "key_dev", done["output_file_id"])) == 20
     # cancelling it again changes nothing
     assert jobs.post(f"/v1/batches/{b['id']}/cancel", headers=auth()).json()["status"] == "cancelled"
+
+
+def test_files_uploads_and_batches_have_the_openai_sdks_fields(jobs: Any) -> None:
+    from openai.types import Batch, FileObject, Upload
+
+    # given one of each, as the API answers them
+    f = upload(jobs, jsonl([line("a", ["t"])])).json()
+    b = create(jobs, f["id"]).json()
+    u = jobs.post("/v1/uploads", json={"filename": "x.jsonl", "purpose": "batch", "bytes": 10,
+                                       "mime_type": "text/jsonl"}, headers=auth()).json()  # fmt: skip
+    for body, model in ((f, FileObject), (b, Batch), (u, Upload)):
+        # then every field is one the SDK's model declares, and every field it requires is there
+        assert set(body) <= set(model.model_fields), set(body) - set(model.model_fields)
+        assert {n for n, x in model.model_fields.items() if x.is_required()} <= set(body)
+        model.model_validate(body, strict=False)
+    assert set(b) == set(Batch.model_fields)  # a batch: all of them, as OpenAI's do
 
 
 def test_a_retried_chunk_is_billed_and_counted_once(jobs: Any, upstream: FakeUpstream) -> None:

@@ -310,6 +310,25 @@ class UploadPart(TypedDict):
 
 
 @with_config(CLOSED)
+class BatchTokenDetails(TypedDict):
+    cached_tokens: int
+
+
+@with_config(CLOSED)
+class BatchOutputDetails(TypedDict):
+    reasoning_tokens: int
+
+
+@with_config(CLOSED)
+class BatchUsage(TypedDict):
+    input_tokens: int
+    input_tokens_details: BatchTokenDetails
+    output_tokens: int
+    output_tokens_details: BatchOutputDetails
+    total_tokens: int
+
+
+@with_config(CLOSED)
 class BatchCounts(TypedDict):
     total: int
     completed: int
@@ -357,6 +376,8 @@ class BatchObject(TypedDict):
     cancelled_at: int | None
     request_counts: BatchCounts
     metadata: dict[str, str] | None
+    model: str | None
+    usage: BatchUsage
 
 
 @with_config(CLOSED)

@@ -235,7 +235,7 @@ class Jobs:
             raise InvalidRequest("The input file must be one uploaded with purpose 'batch'.", param="input_file_id")
         if source.bytes > MAX_FILE_BYTES:
             raise InvalidRequest(f"The input file is over {MAX_FILE_BYTES >> 20} MiB.", param="input_file_id")
-        chunks, estimate = self._plan_lines(principal, source, endpoint)
+        chunks, estimate, models = self._plan_lines(principal, source, endpoint)
         admission = self.limiter.admit(principal, billable=True, reserve=estimate)
         now = int(self.clock())
         b = Batch(
@@ -248,6 +248,7 @@ class Jobs:
             expires_at=now + 86_400,
             status="in_progress",
             metadata=metadata,
+            model=models.pop() if len(models) == 1 else None,
             total=sum(c[2] for c in chunks),
             chunks_total=len(chunks),
             reserved=admission.reserved if admission is not None else 0.0,
@@ -279,10 +280,11 @@ class Jobs:
             raise
         return b
 
-    def _plan_lines(self, principal: Principal, source: JobFile, endpoint: str) -> tuple[list[Chunk], float]:
-        """The file's chunks and its estimated cost; a 400 naming the first bad line. A chunk holds consecutive lines
-        of one lane (their model's first provider's queue), at most ``chunk_lines``."""
+    def _plan_lines(self, principal: Principal, source: JobFile, endpoint: str) -> tuple[list[Chunk], float, set[str]]:
+        """The file's chunks, its estimated cost and the models its lines name; a 400 naming the first bad line. A
+        chunk holds consecutive lines of one lane (their model's first provider's queue), at most ``chunk_lines``."""
         seen: set[str] = set()
+        models: set[str] = set()
         chunks: list[Chunk] = []
         estimate, start, count, number, end, lane = 0.0, 0, 0, 0, 0, ""
         for offset, raw in self.objects.lines(source.object_key):
@@ -291,7 +293,8 @@ class Jobs:
             number += 1
             if number > MAX_LINES:
                 raise InvalidRequest(f"The file holds more than {MAX_LINES} requests.", param="input_file_id")
-            cost, provider = self._check_line(principal, raw, number, endpoint, seen)
+            cost, provider, model = self._check_line(principal, raw, number, endpoint, seen)
+            models.add(model)
             if count and (count == self.chunk_lines or LANE_OF[provider] != lane):
                 chunks.append((start, end, count, number - count, lane))
                 count = 0
@@ -304,12 +307,12 @@ class Jobs:
             chunks.append((start, end, count, number - count + 1, lane))
         if not chunks:
             raise InvalidRequest("The input file holds no requests.", param="input_file_id")
-        return chunks, estimate
+        return chunks, estimate, models
 
     def _check_line(
         self, principal: Principal, raw: bytes, number: int, endpoint: str, seen: set[str]
-    ) -> tuple[float, str]:
-        """The line's estimated cost and the provider it goes to first."""
+    ) -> tuple[float, str, str]:
+        """The line's estimated cost, the provider it goes to first, and its model's catalog id."""
 
         def bad(reason: str) -> InvalidRequest:
             return InvalidRequest(f"Line {number} of the input file: {reason}", param="input_file_id",
@@ -338,7 +341,7 @@ class Jobs:
             planned = self._plan(principal, endpoint, body)
         except EmbedrankError as err:
             raise bad(err.message) from None
-        return planned.estimate, planned.chain[0].provider
+        return planned.estimate, planned.chain[0].provider, planned.model
 
     def _plan(self, principal: Principal, endpoint: str, body: dict[str, Any]) -> EmbedPlan | RerankPlan:
         if ENDPOINTS[endpoint] == "embeddings":
@@ -405,7 +408,8 @@ class Jobs:
             if data:
                 await asyncio.to_thread(self.objects.put, _part(b.id, kind, chunk), data)
         await asyncio.to_thread(self._meter, b, chunk, message, results)
-        await self._count(b, chunk, sum(r.ok for r in results), sum(not r.ok for r in results))
+        tokens = sum(r.metered.tokens for r in results if r.metered is not None)
+        await self._count(b, chunk, sum(r.ok for r in results), sum(not r.ok for r in results), tokens)
 
     async def _run_line(self, principal: Principal, b: Batch, line: dict[str, Any]) -> LineResult:
         request_id = new_id("batch_req_")
@@ -468,8 +472,8 @@ class Jobs:
                 )
             )
 
-    async def _count(self, b: Batch, chunk: int, completed: int, failed: int) -> None:
-        if await asyncio.to_thread(self.store.finish_chunk, b, chunk, completed, failed):
+    async def _count(self, b: Batch, chunk: int, completed: int, failed: int, tokens: int = 0) -> None:
+        if await asyncio.to_thread(self.store.finish_chunk, b, chunk, completed, failed, tokens):
             fresh = await asyncio.to_thread(self.store.get_batch, b.key_id, b.id)
             if fresh is not None and fresh.chunks_done >= fresh.chunks_total:
                 await asyncio.to_thread(self.finalize, fresh)
@@ -640,4 +644,15 @@ def batch_object(b: Batch) -> BatchObject:
         "cancelled_at": t.get("cancelled_at"),
         "request_counts": {"total": b.total, "completed": b.completed, "failed": b.failed},
         "metadata": b.metadata,
+        "model": b.model,
+        # The tokens the providers billed for the completed lines: embedding and rerank lines have input tokens only.
+        # Inputs served by the embedding cache were not sent, so they are in neither figure (GET /v1/usage shows
+        # what the cache saved), and a rerank's search units are in GET /v1/usage too.
+        "usage": {
+            "input_tokens": b.tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": b.tokens,
+        },
     }

@@ -165,11 +165,13 @@ class Batch:
     expires_at: int
     status: str
     metadata: dict[str, str] | None = None
+    model: str | None = None  # the one model every line names; None when lines name several
     total: int = 0  # lines
     chunks_total: int = 0
     completed: int = 0
     failed: int = 0
     chunks_done: int = 0
+    tokens: int = 0  # the completed lines' input tokens
     output_file_id: str | None = None
     error_file_id: str | None = None
     errors: list[dict[str, object]] | None = None

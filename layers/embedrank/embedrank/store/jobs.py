@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 KEY = "key#"
 CONDITION_FAILED = "ConditionalCheckFailedException"
-COUNTERS = ("completed", "failed", "chunks_done")
+COUNTERS = ("completed", "failed", "chunks_done", "tokens")
 
 
 def new_id(prefix: str) -> str:
@@ -206,7 +206,7 @@ class JobStore:
             setattr(b, name, value)
         return True
 
-    def finish_chunk(self, b: Batch, chunk: int, completed: int, failed: int) -> bool:
+    def finish_chunk(self, b: Batch, chunk: int, completed: int, failed: int, tokens: int = 0) -> bool:
         """Count a chunk's lines into its batch, once: False when this chunk was counted already (a retry)."""
         try:
             with translated():
@@ -229,11 +229,12 @@ class JobStore:
                             "Update": {
                                 "TableName": self.table,
                                 "Key": {"pk": {"S": KEY + b.key_id}, "sk": {"S": f"batch#{b.id}"}},
-                                "UpdateExpression": "ADD completed :c, failed :f, chunks_done :one",
+                                "UpdateExpression": "ADD completed :c, failed :f, chunks_done :one, tokens :t",
                                 "ExpressionAttributeValues": {
                                     ":c": {"N": str(completed)},
                                     ":f": {"N": str(failed)},
                                     ":one": {"N": "1"},
+                                    ":t": {"N": str(tokens)},
                                 },
                             }
                         },
