@@ -243,8 +243,9 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def added(gateway: list[float], direct: list[float]) -> dict[str, float]:
-    """What the gateway adds: its p50 and p99 minus the direct request's, in ms."""
+    """What the gateway adds, in ms: its p50 minus the direct request's; its p99 minus the direct p50, an upper bound
+    (the difference of two p99s comes out near zero whenever the direct path has a hiccup of its own)."""
     return {
         "p50_ms": ms(percentile(gateway, 50) - percentile(direct, 50)),
-        "p99_ms": ms(percentile(gateway, 99) - percentile(direct, 99)),
+        "p99_ms": ms(percentile(gateway, 99) - percentile(direct, 50)),
     }
