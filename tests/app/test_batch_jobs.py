@@ -232,6 +232,20 @@ def test_the_first_bad_line_refuses_the_file_and_nothing_runs(jobs: Any, bad: by
     assert drain(jobs.app.state.services) == 0
 
 
+def test_a_file_over_the_line_or_size_limit_is_refused(jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedrank.domain import jobs as domain
+
+    f = upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(4)])).json()
+    monkeypatch.setattr(domain, "MAX_LINES", 3)
+    r = create(jobs, f["id"])
+    assert r.status_code == 400 and "more than 3 requests" in r.json()["error"]["message"]
+    monkeypatch.setattr(domain, "MAX_LINES", 100_000)
+    monkeypatch.setattr(domain, "MAX_FILE_BYTES", f["bytes"] - 1)
+    r = create(jobs, f["id"])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input_file_id"
+    assert not jobs.get("/v1/batches", headers=auth()).json()["data"]
+
+
 def test_a_model_outside_the_plan_refuses_the_file(jobs: Any) -> None:
     f = upload(jobs, jsonl([line("a", ["x"], model="voyage/voyage-3-large")]), key=PREMIUM_KEY).json()
     r = create(jobs, f["id"], key=PREMIUM_KEY)
