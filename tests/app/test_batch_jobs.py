@@ -15,8 +15,8 @@ import pytest
 from conftest import DEV_KEY, PREMIUM_KEY, FakeUpstream, auth
 from embedrank.config import Settings
 from embedrank.store.queue import LANES
-from fakes import b64, cohere_embed_answer, decode_b64, json_response, vector
-from provider_fakes import seed
+from fakes import cohere_embed_answer, decode_b64, json_response, vector
+from provider_fakes import openai_shaped, seed
 
 EMBED = "openai/text-embedding-3-small"
 TODAY = datetime.now(UTC).date().isoformat()
@@ -24,18 +24,8 @@ TODAY = datetime.now(UTC).date().isoformat()
 
 def openai_by_text(request: Any) -> Any:
     body = json.loads(request.content)
-    dims = body.get("dimensions", 1536)
-    encode = body.get("encoding_format") == "base64"
-    data = [
-        {
-            "object": "embedding",
-            "index": i,
-            "embedding": b64(vector(seed(t), dims)) if encode else vector(seed(t), dims),
-        }
-        for i, t in enumerate(body["input"])
-    ]
-    usage = {"prompt_tokens": 2 * len(data), "total_tokens": 2 * len(data)}
-    return json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
+    usage = {"prompt_tokens": 2 * len(body["input"]), "total_tokens": 2 * len(body["input"])}
+    return openai_shaped(body, body.get("dimensions", 1536), usage)
 
 
 def line(custom_id: str, texts: list[str], **body: Any) -> dict[str, Any]:
@@ -298,14 +288,19 @@ def test_files_uploads_and_batches_have_the_openai_sdks_fields(jobs: Any) -> Non
     assert set(b) == set(Batch.model_fields)  # a batch: all of them, as OpenAI's do
 
 
-def test_a_retried_chunk_is_billed_and_counted_once(jobs: Any, upstream: FakeUpstream) -> None:
+def one_chunk(jobs: Any, lines: int) -> tuple[Any, dict[str, Any], str]:
+    """A batch of ``lines`` one-text lines (one chunk): the app's services, the batch, its chunk's SQS message."""
     services = jobs.app.state.services
-    b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(5)])).json()["id"]).json()
-    sqs = boto3.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url("openai"))["Messages"]
+    b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(lines)])).json()["id"]).json()
+    [message] = boto3.client("sqs").receive_message(QueueUrl=services.jobs.queue.url("openai"))["Messages"]
+    return services, b, message["Body"]
+
+
+def test_a_retried_chunk_is_billed_and_counted_once(jobs: Any, upstream: FakeUpstream) -> None:
+    services, b, message = one_chunk(jobs, 5)
     # the same chunk delivered twice (a worker that timed out after doing it, say)
-    asyncio.run(services.jobs.handle(message["Body"], dead_letter=False))
-    asyncio.run(services.jobs.handle(message["Body"], dead_letter=False))
+    asyncio.run(services.jobs.handle(message, dead_letter=False))
+    asyncio.run(services.jobs.handle(message, dead_letter=False))
     done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()
     assert done["request_counts"] == {"total": 5, "completed": 5, "failed": 0}
     report = jobs.get(f"/v1/usage?start={TODAY}&end={TODAY}", headers=auth()).json()
@@ -315,12 +310,9 @@ def test_a_retried_chunk_is_billed_and_counted_once(jobs: Any, upstream: FakeUps
 
 
 def test_a_chunk_that_keeps_failing_reports_its_lines_failed(jobs: Any, settings: Settings) -> None:
-    services = jobs.app.state.services
-    b = create(jobs, upload(jobs, jsonl([line(f"r{i}", ["t"]) for i in range(4)])).json()["id"]).json()
-    sqs = boto3.client("sqs")
-    [message] = sqs.receive_message(QueueUrl=services.jobs.queue.url("openai"))["Messages"]
+    services, b, message = one_chunk(jobs, 4)
     # SQS moved it to the dead-letter queue after its last failed receive
-    asyncio.run(services.jobs.handle(message["Body"], dead_letter=True))
+    asyncio.run(services.jobs.handle(message, dead_letter=True))
     done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()
     assert done["status"] == "completed" and done["request_counts"] == {"total": 4, "completed": 0, "failed": 4}
     errors = output(services, settings, "key_dev", done["error_file_id"])
