@@ -184,6 +184,21 @@ def test_each_chunk_goes_to_its_providers_lane(jobs: Any, settings: Settings, up
     assert done["model"] is None  # the lines name two models
 
 
+def test_a_route_alias_runs_on_its_first_providers_lane(jobs: Any, settings: Settings, upstream: FakeUpstream) -> None:
+    upstream.handler = cohere_embed_answer
+    services = jobs.app.state.services
+    route = "route/cohere-embed-v3-english-3"  # Cohere, then Bedrock's Cohere
+    b = create(jobs, upload(jobs, jsonl([line("a", ["t"], model=route)])).json()["id"]).json()
+    sqs = boto3.client("sqs")
+    got = sqs.receive_message(QueueUrl=services.jobs.queue.url("cohere"), VisibilityTimeout=0)
+    assert [json.loads(m["Body"])["lane"] for m in got["Messages"]] == ["cohere"]
+    assert drain(services) == 1
+    done = jobs.get(f"/v1/batches/{b['id']}", headers=auth()).json()
+    assert done["request_counts"] == {"total": 1, "completed": 1, "failed": 0} and done["model"] == route
+    [out] = output(services, settings, "key_dev", done["output_file_id"])
+    assert out["response"]["body"]["provider"] == "cohere" and len(out["response"]["body"]["data"]) == 1
+
+
 def test_rerank_lines_run_too(jobs: Any, settings: Settings, upstream: FakeUpstream) -> None:
     def cohere_rerank(request: Any) -> Any:
         docs = json.loads(request.content)["documents"]
