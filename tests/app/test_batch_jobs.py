@@ -115,6 +115,12 @@ def test_files_list_pages_newest_first(jobs: Any) -> None:
     assert [f["id"] for f in first["data"]] == ids[::-1][:2] and first["has_more"]
     rest = jobs.get(f"/v1/files?limit=10&after={first['last_id']}", headers=auth()).json()
     assert [f["id"] for f in rest["data"]] == ids[::-1][2:] and not rest["has_more"]
+    assert (first["first_id"], rest["last_id"]) == (ids[-1], ids[0])
+    # an empty page has no ends; a limit out of range is a 400 naming it
+    empty = jobs.get("/v1/batches", headers=auth()).json()
+    assert empty == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+    bad = jobs.get("/v1/files?limit=0", headers=auth())
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
 
 
 # -- batches ------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from conftest import PREMIUM_KEY
 from embedrank.config import Settings
 from embedrank.domain.auth import Authenticator, Principal
-from embedrank.domain.limits import Limiter, duration
+from embedrank.domain.limits import Admission, Limiter, duration
 from embedrank.domain.records import KeyRecord, UsageRecord
 from embedrank.domain.usage import Meter
 from embedrank.errors import RateLimited
@@ -271,26 +271,33 @@ def test_limit_holds_exactly_under_concurrent_requests(serial_dynamodb: Stores) 
     make_plan(stores, "burst", {"requests_per_minute": 10, "requests_per_hour": 1000})
     who = principal(stores, "key_c", "burst")
     limiter = Limiter(stores, Clock(datetime(2025, 6, 11, 8, 0, 5, tzinfo=UTC)))
-    threads, start = 32, threading.Barrier(32)
-    admitted: list[str] = []
+    admitted, codes = at_once(32, lambda: limiter.admit(who, billable=True))
+    remaining = [a.headers["x-ratelimit-remaining-requests"] for a in admitted]
+    assert len(remaining) == 10 and sorted(remaining) == sorted(str(i) for i in range(10))
+    assert codes == ["requests_per_minute_exceeded"] * (32 - 10)
+
+
+def at_once(n: int, admit: Callable[[], Admission | None]) -> tuple[list[Admission], list[str]]:
+    """``admit`` from ``n`` threads released together: the admissions, and the codes of the refusals."""
+    start = threading.Barrier(n)
+    admitted: list[Admission] = []
     codes: list[str] = []
 
     def attempt() -> None:
         start.wait()
         try:
-            result = limiter.admit(who, billable=True)
+            result = admit()
             assert result is not None
-            admitted.append(result.headers["x-ratelimit-remaining-requests"])
+            admitted.append(result)
         except RateLimited as err:
             codes.append(err.code)
 
-    workers = [threading.Thread(target=attempt) for _ in range(threads)]
+    workers = [threading.Thread(target=attempt) for _ in range(n)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    assert len(admitted) == 10 and sorted(admitted) == sorted(str(i) for i in range(10))
-    assert codes == ["requests_per_minute_exceeded"] * (threads - 10)
+    return admitted, codes
 
 
 def test_usage_write_retries_a_transaction_conflict_then_gives_up(settings: Settings) -> None:
@@ -338,24 +345,7 @@ def test_a_budget_holds_under_concurrent_requests(serial_dynamodb: Stores) -> No
     make_plan(stores, "twenty", {"requests_per_minute": 1000}, budget=20 * 0.01)
     who = principal(stores, "key_b", "twenty")
     limiter = Limiter(stores, Clock(datetime(2025, 6, 11, 8, 0, 5, tzinfo=UTC)))
-    threads, start = 100, threading.Barrier(100)
-    admitted: list[float] = []
-    codes: list[str] = []
-
-    def attempt() -> None:
-        start.wait()
-        try:
-            result = limiter.admit(who, billable=True, reserve=0.01)
-            assert result is not None
-            admitted.append(result.reserved)
-        except RateLimited as err:
-            codes.append(err.code)
-
-    workers = [threading.Thread(target=attempt) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    admitted, codes = at_once(100, lambda: limiter.admit(who, billable=True, reserve=0.01))
     # then exactly 20 are admitted (the issue's bar: at most 22), and every other one is refused for the budget
-    assert len(admitted) == 20
-    assert codes == ["budget_exceeded"] * (threads - len(admitted))
+    assert len(admitted) == 20 and all(a.reserved == 0.01 for a in admitted)
+    assert codes == ["budget_exceeded"] * (100 - len(admitted))

@@ -4,6 +4,7 @@ event loop: it is S3, DynamoDB and SQS), and answers one of ``responses``' shape
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -14,7 +15,7 @@ from ..domain.jobs import batch_object, file_object, upload_object
 from ..errors import InvalidRequest, PayloadTooLarge
 from .exchange import Exchange
 from .requests import BatchCreate, ListQuery, UploadComplete, UploadCreate, parse_body
-from .responses import BatchList, BatchObject, FileDeleted, FileList, FileObject, UploadObject, UploadPart
+from .responses import BatchObject, FileDeleted, FileObject, UploadObject, UploadPart
 from .sizes import LAMBDA_PAYLOAD_LIMIT
 
 # A multipart body reaches Lambda base64-encoded (API Gateway treats it as binary): 4/3 of it, and the event's own
@@ -58,15 +59,26 @@ async def _file_field(form: FormData, name: str) -> tuple[str, bytes]:
     return field.filename or "", await field.read()
 
 
-def _list_query(ex: Exchange) -> ListQuery:
+async def _listing[Item](
+    ex: Exchange,
+    page: Callable[[str, str | None, int], tuple[Sequence[Item], bool]],
+    shape: Callable[[Item], FileObject | BatchObject],
+) -> Response:
+    """One page of the key's files or batches, newest first, in OpenAI's list shape (``FileList``, ``BatchList``)."""
     from pydantic import ValidationError
 
+    principal = await ex.authenticate()
+    await ex.admit()
     try:
-        return ListQuery.model_validate(dict(ex.request.query_params))
+        query = ListQuery.model_validate(dict(ex.request.query_params))
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
         param = ".".join(str(p) for p in err["loc"])
         raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", param=param) from None
+    items, more = await ex.io(page, principal.key_id, query.after, query.limit)
+    data = [shape(i) for i in items]
+    ends = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return _json({"object": "list", "data": data, "first_id": ends[0], "last_id": ends[1], "has_more": more})
 
 
 # -- files --------------------------------------------------------------------------------------------------------
@@ -86,18 +98,7 @@ async def create_file(ex: Exchange) -> Response:
 
 
 async def list_files(ex: Exchange) -> Response:
-    principal = await ex.authenticate()
-    await ex.admit()
-    query = _list_query(ex)
-    files, more = await ex.io(ex.services.jobs.store.list_files, principal.key_id, query.after, query.limit)
-    body: FileList = {
-        "object": "list",
-        "data": [file_object(f) for f in files],
-        "first_id": files[0].id if files else None,
-        "last_id": files[-1].id if files else None,
-        "has_more": more,
-    }
-    return _json(body)
+    return await _listing(ex, ex.services.jobs.store.list_files, file_object)
 
 
 async def get_file(ex: Exchange) -> Response:
@@ -179,18 +180,7 @@ async def create_batch(ex: Exchange) -> Response:
 
 
 async def list_batches(ex: Exchange) -> Response:
-    principal = await ex.authenticate()
-    await ex.admit()
-    query = _list_query(ex)
-    batches, more = await ex.io(ex.services.jobs.store.list_batches, principal.key_id, query.after, query.limit)
-    body: BatchList = {
-        "object": "list",
-        "data": [batch_object(b) for b in batches],
-        "first_id": batches[0].id if batches else None,
-        "last_id": batches[-1].id if batches else None,
-        "has_more": more,
-    }
-    return _json(body)
+    return await _listing(ex, ex.services.jobs.store.list_batches, batch_object)
 
 
 async def get_batch(ex: Exchange) -> Response:
