@@ -193,9 +193,10 @@ def test_files_import_hands_an_s3_object_over_as_a_keys_batch_input(
     # then the key owns a batch input file with the same bytes
     assert code == 0
     file_id = out.split()[3]
+    from embedrank.store.dynamo import Stores
     from embedrank.store.jobs import JobStore
 
-    f = JobStore(settings).get_file("key_dev", file_id)
+    f = JobStore(Stores(settings)).get_file("key_dev", file_id)
     assert f is not None and f.bytes == len(body) and f.filename == "chunks.jsonl" and f.purpose == "batch"
     assert s3.get_object(Bucket=settings.files_bucket, Key=f.object_key)["Body"].read() == body
     # and a bad URL or an unknown key is one line, no traceback

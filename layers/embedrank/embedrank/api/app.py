@@ -80,7 +80,7 @@ class Services:
         limiter = Limiter(stores)
         cache = EmbeddingCache(CacheStore(stores))
         jobs = Jobs(
-            store=JobStore(config),
+            store=JobStore(stores),
             objects=ObjectStore(config),
             queue=ChunkQueue(config),
             gateway=gateway,

@@ -21,11 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .. import aws
-from ..config import Settings
 from ..domain.records import BATCH_TIMES, Batch, JobFile, Upload
 from ..errors import StoreUnavailable
-from .dynamo import translated
+from .dynamo import Stores, translated
 from .tables import JOBS_TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
@@ -42,13 +40,15 @@ def new_id(prefix: str) -> str:
 
 
 class JobStore:
-    def __init__(self, settings: Settings, client: DynamoDBClient | None = None) -> None:
-        self.settings = settings
-        self._client = client
+    """Files, uploads, batches and chunks in the jobs table, on the ``Stores``' DynamoDB client. Synchronous."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.settings = stores.settings
+        self._stores = stores
 
     @property
     def db(self) -> DynamoDBClient:
-        return self._client or aws.dynamodb()
+        return self._stores.db
 
     @property
     def table(self) -> str:
