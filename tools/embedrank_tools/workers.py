@@ -20,7 +20,9 @@ from embedrank.store.queue import LANES
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-IDLE_SECONDS = 0.25  # a pause after a pass over every queue found nothing
+# The pause after a pass over every queue found nothing doubles up to a second, so an idle `make serve` does not spend
+# a fifth of a core polling its local SQS (measured: 19% at a fixed 0.25 s, the server and moto together).
+IDLE_FIRST, IDLE_MOST = 0.05, 1.0
 
 
 class LocalWorkers:
@@ -47,7 +49,7 @@ class LocalWorkers:
         sqs = aws.sqs()
         queue = self.jobs.queue
         urls = [queue.url(dead_letters=True)] if dead_letter else [queue.url(lane) for lane in LANES]
-        turn = 0
+        turn, idle = 0, IDLE_FIRST
         while not self._stop.is_set():
             found = False
             for i in range(len(urls)):
@@ -61,8 +63,11 @@ class LocalWorkers:
                     found, turn = True, (turn + i + 1) % len(urls)  # the next poll starts at the next lane
                     self._run(loop, sqs, url, messages[0], dead_letter)
                     break
-            if not found:
-                self._stop.wait(IDLE_SECONDS)
+            if found:
+                idle = IDLE_FIRST
+            else:
+                self._stop.wait(idle)
+                idle = min(2 * idle, IDLE_MOST)
         loop.close()
 
     def _run(self, loop: asyncio.AbstractEventLoop, sqs: SQSClient, url: str, message: Any, dead_letter: bool) -> None:
